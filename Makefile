@@ -1,0 +1,88 @@
+# hive-migrate. `make` builds ./hive-migrate; `make test` runs the whole suite (unit, fuzz
+# smoke, end-to-end against a real engine); `make demo` shows the migration on a sample stack.
+CC      ?= cc
+PREFIX  ?= /usr/local
+PYTHON  ?= /usr/bin/python3
+PKGS     = libarchive uuid json-c libcrypto
+CPPFLAGS += -I$(shell pg_config --includedir) $(shell pkg-config --cflags $(PKGS)) -D_GNU_SOURCE
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation
+LDLIBS  += -L$(shell pg_config --libdir) -lpq $(shell pkg-config --libs $(PKGS))
+
+BUILD   ?= build
+LIB_SRC  = $(sort $(wildcard common/*.c migrate/*.c backup/*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: all install test unit fuzz e2e engine asan valgrind demo bench format format-check clean
+
+all: hive-migrate
+
+$(BUILD)/%.o: %.c $(wildcard common/*.h migrate/*.h backup/*.h cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libhive.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+hive-migrate: $(BUILD)/cli/main.o $(BUILD)/libhive.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhive.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libhive.a $(LDLIBS) -lcmocka
+
+install: hive-migrate
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/hive-migrate
+	install -m 0755 hive-migrate $(DESTDIR)$(PREFIX)/bin/hive-migrate
+	cp -R docker $(DESTDIR)$(PREFIX)/share/hive-migrate/
+
+# Unit tests (cmocka): pure logic and parsers.
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; HM_SRCDIR=$(CURDIR) $$t; done
+
+# A short libFuzzer run of every fuzz target (long runs: make fuzz FUZZ_SECONDS=600).
+FUZZ_SECONDS ?= 20
+fuzz:
+	@set -e; mkdir -p $(BUILD)/fuzz; for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); \
+	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(CPPFLAGS) -o $(BUILD)/fuzz/$$n $$f $(filter common/%.c,$(LIB_SRC)) $(LDLIBS); \
+	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
+	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/$$n.corpus $$( [ -d tests/fuzz/$$n.seeds ] && echo tests/fuzz/$$n.seeds ) 2>&1 | tail -n 3; \
+	done
+
+# The real container engine (podman + docker CLI + compose v2), base images, health pump.
+engine:
+	tests/engine-setup.sh
+
+# End-to-end tests: real PostgreSQL, pgvector, engine and compose.
+e2e: hive-migrate engine
+	DOCKER_HOST=unix:///run/podman/podman.sock $(PYTHON) -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+test: hive-migrate unit fuzz e2e
+
+asan:
+	$(MAKE) BUILD=build/asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+
+valgrind: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do HM_SRCDIR=$(CURDIR) valgrind -q --error-exitcode=99 --leak-check=full $$t; done
+
+demo: 
+	tests/demo.sh
+
+bench: hive-migrate engine
+	tests/bench/run.sh
+
+FORMAT_SRC = $(wildcard common/*.[ch] migrate/*.[ch] backup/*.[ch] cli/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+format:
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build hive-migrate

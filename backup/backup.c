@@ -1,0 +1,9 @@
+/* hive-migrate backup (not built yet). */
+#include "../cli/commands.h"
+
+int hm_cmd_backup(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return hm_cmd_not_implemented("backup");
+}

@@ -1,0 +1,9 @@
+/* hive-migrate backups (not built yet). */
+#include "../cli/commands.h"
+
+int hm_cmd_backups(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return hm_cmd_not_implemented("backups");
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Prepares the real container engine for hive-migrate's tests and demo, idempotently:
+# podman + runc, the Docker-compatible API socket, the docker CLI's compose v2 plugin,
+# base images debian:trixie-slim and debian:forky-slim built with debootstrap (no registry
+# is reachable here), and a health pump (podman runs no periodic healthchecks without
+# systemd). Recipe and reasons: shared/notes/containers.md.
+# Usage: tests/engine-setup.sh          (prints the DOCKER_HOST to export on its last line)
+set -euo pipefail
+
+SOCK=/run/podman/podman.sock
+CACHE=${HIVE_ENGINE_CACHE:-/var/cache/hive-migrate-engine}
+MIRROR=${HIVE_DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || echo http://deb.debian.org/debian)}
+HERE=$(cd "$(dirname "$0")" && pwd)
+log() { printf 'engine-setup: %s\n' "$*" >&2; }
+
+need_pkgs=()
+for p in podman runc debootstrap uidmap; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# Engine settings: runc (crun refuses the hybrid cgroup layout), no default ulimits (above the
+# sandbox's hard limits), cgroupfs and file events (no systemd).
+mkdir -p /etc/containers
+conf=/etc/containers/containers.conf
+want='[containers]
+default_ulimits = []
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"'
+if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+  printf '%s\n' "$want" > "$conf"
+fi
+
+# Docker-compatible API socket.
+if ! curl -s --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
+  log "starting podman system service on $SOCK"
+  mkdir -p /run/podman
+  nohup podman system service --time=0 "unix://$SOCK" >/var/log/podman-service.log 2>&1 &
+  for _ in $(seq 1 100); do
+    curl -s --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -s --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null || { log "podman API did not come up"; exit 1; }
+fi
+export DOCKER_HOST=unix://$SOCK
+
+# Compose v2 from trixie's docker-compose package (bookworm only has v1).
+if ! docker compose version >/dev/null 2>&1; then
+  log "installing compose v2 from trixie"
+  st=$CACHE/apt-trixie
+  mkdir -p "$st/lists/partial" "$st/cache/archives/partial" "$st/etc"
+  printf 'deb %s trixie main\n' "$MIRROR" > "$st/etc/sources.list"
+  aopt=(-o Dir::Etc::sourcelist="$st/etc/sources.list" -o Dir::Etc::sourceparts=- \
+        -o Dir::State::Lists="$st/lists" -o Dir::Cache="$st/cache" -o APT::Get::List-Cleanup=0)
+  apt-get "${aopt[@]}" update -qq
+  (cd "$st" && apt-get "${aopt[@]}" download docker-compose >/dev/null)
+  dpkg -i --force-depends "$st"/docker-compose_*.deb >/dev/null
+  docker compose version >/dev/null
+fi
+
+# Base images without a registry.
+base_image() { # suite tag [script]
+  local suite=$1 tag=$2 script=${3:-}
+  if podman image exists "docker.io/library/debian:$tag"; then return 0; fi
+  local tarball=$CACHE/rootfs-$suite.tar
+  if [ ! -s "$tarball" ]; then
+    log "debootstrap $suite (about 30 s)"
+    local root; root=$(mktemp -d "$CACHE/rootfs-$suite.XXXX")
+    debootstrap --variant=minbase "$suite" "$root" "$MIRROR" $script >/dev/null
+    tar -C "$root" -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  podman import "$tarball" "docker.io/library/debian:$tag" >/dev/null
+  log "imported debian:$tag"
+}
+mkdir -p "$CACHE"
+base_image trixie trixie-slim
+base_image forky forky-slim /usr/share/debootstrap/scripts/sid
+
+# Health pump: runs every container's healthcheck periodically, as Docker's engine would.
+"$HERE/health-pump.sh" --ensure
+
+echo "DOCKER_HOST=unix://$SOCK"

@@ -22,14 +22,14 @@ typedef enum hm_db_state {
 } hm_db_state;
 
 typedef struct hm_pg_control {
-	int major;                   /* from the layout matched (15..18) */
+	int major; /* from the layout matched (15..18) */
 	uint64_t system_identifier;
 	uint32_t pg_control_version;
 	uint32_t catalog_version_no;
-	uint32_t state;              /* hm_db_state */
-	int64_t time;                /* last update of pg_control (unix time) */
+	uint32_t state; /* hm_db_state */
+	int64_t time;	/* last update of pg_control (unix time) */
 	uint64_t checkpoint_lsn;
-	uint32_t checkpoint_tli;     /* ThisTimeLineID of the latest checkpoint */
+	uint32_t checkpoint_tli; /* ThisTimeLineID of the latest checkpoint */
 	uint64_t checkpoint_redo;
 	int wal_level;
 	int wal_log_hints;
@@ -70,5 +70,33 @@ int hm_pg_control_read(const char *datadir, hm_pg_control *out, hm_error *err);
 
 /* Read DATADIR/PG_VERSION into *major (e.g. 17). Errors name the path and the cause. */
 int hm_pg_version_read(const char *datadir, int *major, hm_error *err);
+
+/* Extensions (additive): why a read or parse failed, for stable problem codes. */
+typedef enum hm_pg_control_fault {
+	HM_PGC_OK = 0,
+	HM_PGC_TRUNCATED,	    /* shorter than 8192 bytes */
+	HM_PGC_BAD_SIZE,	    /* longer than 8192 bytes */
+	HM_PGC_UNKNOWN_VERSION,	    /* pg_control_version not 1300/1700/1800 */
+	HM_PGC_UNSUPPORTED_CATALOG, /* 1300 with a catalog version other than 15's or 16's */
+	HM_PGC_CRC_MISMATCH,
+	HM_PGC_MISSING,	   /* file absent: not a data directory */
+	HM_PGC_UNREADABLE, /* open/read failed (permission, I/O) */
+} hm_pg_control_fault;
+
+/* hm_pg_control_parse, also reporting the fault kind (fault may be NULL). */
+int hm_pg_control_check(const unsigned char *buf, size_t len, const char *what, hm_pg_control *out,
+			hm_pg_control_fault *fault, hm_error *err);
+
+/* hm_pg_control_read, also reporting the fault kind (fault may be NULL). */
+int hm_pg_control_read_ex(const char *datadir, hm_pg_control *out, hm_pg_control_fault *fault, hm_error *err);
+
+/* Stable short code of a fault ("crc-mismatch", "control-truncated", "unknown-version", ...). */
+const char *hm_pg_control_fault_code(hm_pg_control_fault fault);
+
+/* Major (15..18) of a known catalog version, 0 if unknown. */
+int hm_pg_major_for_catalog(uint32_t catalog);
+
+/* CRC-32C (Castagnoli) as PostgreSQL computes it (init and final xor 0xFFFFFFFF). */
+uint32_t hm_crc32c(const void *data, size_t len);
 
 #endif

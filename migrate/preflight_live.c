@@ -1,0 +1,400 @@
+/* The preflight's outside world: the container engine (compose configuration of the
+ * split stack, the target image) and the running old server (libpq). Read-only: compose
+ * `config` and `image inspect` change nothing; `docker run --rm` of the target image with
+ * no network only lists files. Passwords are passed to libpq as a keyword, never on a
+ * command line, and never printed. */
+#include "preflight_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+int hm_pf_run_capture(char *const argv[], char **out, size_t max, int *status, char *errbuf, size_t errsz,
+		      hm_error *err)
+{
+	int po[2] = {-1, -1}, pe[2] = {-1, -1};
+	size_t len = 0, elen = 0;
+	char *buf = malloc(max + 1);
+	*out = NULL;
+	*status = -1;
+	if (errbuf && errsz)
+		errbuf[0] = '\0';
+	if (!buf)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory running %s", argv[0]);
+	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC)) {
+		int e = errno;
+		free(buf);
+		if (po[0] >= 0) {
+			close(po[0]);
+			close(po[1]);
+		}
+		return hm_error_set(err, HM_EXIT_IO, "cannot create a pipe: %s", strerror(e));
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		free(buf);
+		close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+		return hm_error_set(err, HM_EXIT_IO, "cannot fork: %s", strerror(e));
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+	int open_fds = 2;
+	char tmp[4096];
+	while (open_fds > 0) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(fds[i].fd, tmp, sizeof tmp);
+			if (n <= 0) {
+				if (n < 0 && errno == EINTR)
+					continue;
+				close(fds[i].fd);
+				fds[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			if (i == 0) {
+				size_t take = (size_t)n <= max - len ? (size_t)n : max - len;
+				memcpy(buf + len, tmp, take);
+				len += take;
+			} else if (errbuf && elen + 1 < errsz) {
+				size_t take = (size_t)n < errsz - 1 - elen ? (size_t)n : errsz - 1 - elen;
+				memcpy(errbuf + elen, tmp, take);
+				elen += take;
+				errbuf[elen] = '\0';
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (fds[i].fd >= 0)
+			close(fds[i].fd);
+	int ws = 0;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+	buf[len] = '\0';
+	if (errbuf) {
+		char *nl = strchr(errbuf, '\n');
+		if (nl)
+			*nl = '\0';
+	}
+	*out = buf;
+	return 0;
+}
+
+/* String member of a JSON object, or NULL. */
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Copy the first existing compose file name of dir into out. */
+static int find_compose_file(const char *dir, char *out, size_t outsz, hm_error *err)
+{
+	static const char *const names[] = {"compose.yaml", "compose.yml", "docker-compose.yml",
+					    "docker-compose.yaml"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		struct stat st;
+		snprintf(out, outsz, "%s/%s", dir, names[i]);
+		if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+			return 0;
+	}
+	hm_error_set(err, HM_EXIT_INPUT,
+		     "no compose file in \"%s\" (looked for compose.yaml, "
+		     "compose.yml, docker-compose.yml, docker-compose.yaml)",
+		     dir);
+	return hm_error_hint(err, "--stack takes the directory of the split stack's compose file");
+}
+
+int hm_pf_stack_resolve(const char *stack_dir, const char *profile, hm_pf_stack *out, hm_error *err)
+{
+	char file[4200], service[64], errline[512];
+	char *json = NULL;
+	int status = -1, rc = -1;
+	json_object *root = NULL;
+	memset(out, 0, sizeof *out);
+	if (find_compose_file(stack_dir, file, sizeof file, err))
+		return -1;
+	snprintf(service, sizeof service, "postgres-%s", profile);
+	char *argv[] = {"docker", "compose",   "--project-directory", (char *)stack_dir, "-f",
+			file,	  "--profile", (char *)profile,	      "config",		 "--format",
+			"json",	  NULL};
+	if (hm_pf_run_capture(argv, &json, 8u << 20, &status, errline, sizeof errline, err))
+		return -1;
+	if (status != 0) {
+		hm_error_set(err, HM_EXIT_ENGINE, "docker compose config failed for \"%s\": %s", file,
+			     errline[0] ? errline : "no message");
+		hm_error_hint(err, "check that docker compose works and DOCKER_HOST is set");
+		goto cleanup;
+	}
+	root = json_tokener_parse(json);
+	json_object *services = NULL, *svc = NULL, *vols = NULL, *env = NULL, *ports = NULL;
+	if (!root || !json_object_object_get_ex(root, "services", &services) ||
+	    !json_object_object_get_ex(services, service, &svc)) {
+		hm_error_set(err, HM_EXIT_INPUT, "the compose project in \"%s\" has no service %s", stack_dir,
+			     service);
+		hm_error_hint(err, "use --profile agent or --profile genie");
+		goto cleanup;
+	}
+	const char *mount = NULL;
+	if (json_object_object_get_ex(svc, "volumes", &vols) && json_object_is_type(vols, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(vols); i++) {
+			json_object *v = json_object_array_get_idx(vols, i);
+			const char *type = jstr(v, "type"), *target = jstr(v, "target");
+			if (type && target && !strcmp(type, "bind") &&
+			    !strcmp(target, "/var/lib/postgresql/data"))
+				mount = jstr(v, "source");
+		}
+	}
+	if (!mount) {
+		hm_error_set(err, HM_EXIT_INPUT,
+			     "service %s in \"%s\" has no bind mount of /var/lib/postgresql/data", service,
+			     file);
+		hm_error_hint(err, "use --data-dir with the PGDATA directory on the host");
+		goto cleanup;
+	}
+	json_object_object_get_ex(svc, "environment", &env);
+	const char *pgdata = jstr(env, "PGDATA");
+	const char *base = "/var/lib/postgresql/data";
+	if (pgdata && !strncmp(pgdata, base, strlen(base)) &&
+	    (pgdata[strlen(base)] == '/' || pgdata[strlen(base)] == '\0'))
+		snprintf(out->data_dir, sizeof out->data_dir, "%s%s", mount, pgdata + strlen(base));
+	else
+		snprintf(out->data_dir, sizeof out->data_dir, "%s/pgdata", mount);
+	snprintf(out->user, sizeof out->user, "%s",
+		 jstr(env, "POSTGRES_USER") ? jstr(env, "POSTGRES_USER") : "postgres");
+	snprintf(out->dbname, sizeof out->dbname, "%s",
+		 jstr(env, "POSTGRES_DB") ? jstr(env, "POSTGRES_DB") : out->user);
+	snprintf(out->password, sizeof out->password, "%s",
+		 jstr(env, "POSTGRES_PASSWORD") ? jstr(env, "POSTGRES_PASSWORD") : "");
+	if (json_object_object_get_ex(svc, "ports", &ports) && json_object_is_type(ports, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(ports); i++) {
+			json_object *p = json_object_array_get_idx(ports, i), *t;
+			if (!json_object_object_get_ex(p, "target", &t) || json_object_get_int(t) != 5432)
+				continue;
+			const char *pub = jstr(p, "published"), *ip = jstr(p, "host_ip");
+			if (!pub)
+				continue;
+			out->port = atoi(pub);
+			snprintf(out->host, sizeof out->host, "%s",
+				 ip && ip[0] && strcmp(ip, "0.0.0.0") ? ip : "127.0.0.1");
+			break;
+		}
+	}
+	rc = 0;
+cleanup:
+	if (root)
+		json_object_put(root);
+	if (json) {
+		memset(json, 0, strlen(json)); /* it holds the interpolated password */
+		free(json);
+	}
+	return rc;
+}
+
+/* Parse `ls /usr/lib/postgresql` + vector.control output: highest major, default_version. */
+static void parse_image_listing(const char *text, int *major, char *pgvector, size_t sz)
+{
+	const char *p = text;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		char line[256];
+		snprintf(line, sizeof line, "%.*s", (int)(n < 255 ? n : 255), p);
+		char *end;
+		long v = strtol(line, &end, 10);
+		if (end != line && *end == '\0' && v > *major && v < 100)
+			*major = (int)v;
+		const char *dv = strstr(line, "default_version");
+		if (dv) {
+			const char *q = strchr(dv, '\'');
+			const char *q2 = q ? strchr(q + 1, '\'') : NULL;
+			if (q && q2)
+				snprintf(pgvector, sz, "%.*s", (int)(q2 - q - 1), q + 1);
+		}
+		p += n;
+		if (*p == '\n')
+			p++;
+	}
+}
+
+int hm_pf_image_target(const char *image, int *major, char *pgvector, size_t pgvector_sz, hm_error *err)
+{
+	char *out = NULL, errline[512];
+	int status = -1, found_major = 0;
+	pgvector[0] = '\0';
+	char *inspect[] = {"docker",	  "image", "inspect", "--format", "{{json .Config.Labels}}",
+			   (char *)image, NULL};
+	if (hm_pf_run_capture(inspect, &out, 1u << 20, &status, errline, sizeof errline, err))
+		return -1;
+	if (status != 0) {
+		free(out);
+		hm_error_set(err, HM_EXIT_ENGINE, "cannot inspect image \"%s\": %s", image,
+			     errline[0] ? errline : "docker image inspect failed");
+		return hm_error_hint(err, "build the unified image first, or give --target-major");
+	}
+	json_object *labels = json_tokener_parse(out);
+	free(out);
+	out = NULL;
+	const char *lm = jstr(labels, "org.hive.pg-major");
+	const char *lv = jstr(labels, "org.hive.pgvector");
+	if (lm)
+		found_major = atoi(lm);
+	if (lv)
+		snprintf(pgvector, pgvector_sz, "%s", lv);
+	if (labels)
+		json_object_put(labels);
+	if (found_major > 0 && pgvector[0]) {
+		*major = found_major;
+		return 0;
+	}
+	char *run[] = {"docker",
+		       "run",
+		       "--rm",
+		       "--network",
+		       "none",
+		       "--entrypoint",
+		       "sh",
+		       (char *)image,
+		       "-c",
+		       "ls /usr/lib/postgresql; cat /usr/share/postgresql/*/extension/vector.control "
+		       "2>/dev/null; true",
+		       NULL};
+	if (hm_pf_run_capture(run, &out, 1u << 20, &status, errline, sizeof errline, err))
+		return -1;
+	int listed = 0;
+	char vec[32] = "";
+	if (status == 0)
+		parse_image_listing(out, &listed, vec, sizeof vec);
+	free(out);
+	if (!found_major)
+		found_major = listed;
+	if (!pgvector[0])
+		snprintf(pgvector, pgvector_sz, "%s", vec);
+	if (found_major <= 0) {
+		hm_error_set(err, HM_EXIT_ENGINE, "cannot tell the PostgreSQL major of image \"%s\": %s",
+			     image,
+			     status != 0 ? (errline[0] ? errline : "docker run failed")
+					 : "no /usr/lib/postgresql/NN in it");
+		return hm_error_hint(err, "give --target-major instead of --image");
+	}
+	*major = found_major;
+	return 0;
+}
+
+/* Connect with the given parameters, dbname overriding c->dbname when not NULL. */
+static PGconn *pf_connect(const hm_pf_conn *c, const char *dbname)
+{
+	char port[16], timeout[16];
+	snprintf(port, sizeof port, "%d", c->port);
+	snprintf(timeout, sizeof timeout, "%d", c->connect_timeout > 0 ? c->connect_timeout : 3);
+	const char *keys[8], *vals[8];
+	int n = 0;
+	keys[n] = "host", vals[n++] = c->host;
+	keys[n] = "port", vals[n++] = port;
+	keys[n] = "connect_timeout", vals[n++] = timeout;
+	keys[n] = "application_name", vals[n++] = "hive-migrate check";
+	if (c->user)
+		keys[n] = "user", vals[n++] = c->user;
+	if (dbname || c->dbname)
+		keys[n] = "dbname", vals[n++] = dbname ? dbname : c->dbname;
+	if (c->password)
+		keys[n] = "password", vals[n++] = c->password;
+	keys[n] = NULL, vals[n] = NULL;
+	return PQconnectdbParams(keys, vals, 0);
+}
+
+/* Append the extensions of one database to the report. */
+static void collect_extensions(const hm_pf_conn *c, const char *db, hm_preflight_report *r)
+{
+	PGconn *pc = pf_connect(c, db);
+	if (PQstatus(pc) != CONNECTION_OK) {
+		PQfinish(pc);
+		return;
+	}
+	PGresult *res = PQexec(pc, "SELECT extname, extversion FROM pg_extension ORDER BY 1");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		int rows = PQntuples(res);
+		hm_ext_info *e = rows ? realloc(r->extensions, (r->n_extensions + (size_t)rows) * sizeof *e)
+				      : r->extensions;
+		if (e) {
+			r->extensions = e;
+			for (int i = 0; i < rows; i++) {
+				hm_ext_info *x = &r->extensions[r->n_extensions++];
+				snprintf(x->database, sizeof x->database, "%s", db);
+				snprintf(x->name, sizeof x->name, "%s", PQgetvalue(res, i, 0));
+				snprintf(x->version, sizeof x->version, "%s", PQgetvalue(res, i, 1));
+			}
+		}
+	}
+	PQclear(res);
+	PQfinish(pc);
+}
+
+int hm_pf_live_collect(const hm_pf_conn *c, hm_preflight_report *r, hm_error *err)
+{
+	PGconn *pc = pf_connect(c, NULL);
+	if (PQstatus(pc) != CONNECTION_OK) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", PQerrorMessage(pc));
+		char *nl = strchr(msg, '\n');
+		if (nl)
+			*nl = '\0';
+		PQfinish(pc);
+		hm_error_set(err, HM_EXIT_DATABASE, "cannot connect to %s:%d: %s", c->host, c->port, msg);
+		return -1;
+	}
+	snprintf(r->server, sizeof r->server, "%s:%d %s@%s", c->host, c->port, PQuser(pc), PQdb(pc));
+	PGresult *res = PQexec(pc, "SELECT datname, pg_database_size(oid) FROM pg_database "
+				   "WHERE datallowconn AND NOT datistemplate ORDER BY 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		hm_error_set(err, HM_EXIT_DATABASE, "cannot list databases on %s:%d: %s", c->host, c->port,
+			     PQresultErrorMessage(res));
+		PQclear(res);
+		PQfinish(pc);
+		return -1;
+	}
+	int rows = PQntuples(res);
+	if (rows > 0) {
+		r->databases = calloc((size_t)rows, sizeof *r->databases);
+		if (r->databases) {
+			for (int i = 0; i < rows; i++) {
+				hm_db_info *d = &r->databases[i];
+				snprintf(d->name, sizeof d->name, "%s", PQgetvalue(res, i, 0));
+				d->size_bytes = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+			}
+			r->n_databases = (size_t)rows;
+		}
+	}
+	PQclear(res);
+	PQfinish(pc);
+	for (size_t i = 0; i < r->n_databases; i++)
+		collect_extensions(c, r->databases[i].name, r);
+	return 0;
+}

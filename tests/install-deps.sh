@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs every Debian package hive-migrate needs to build, test, demo and benchmark,
+# skipping what is already installed. Used by .ci/run and `make demo`.
+set -euo pipefail
+pkgs=(
+  gcc make pkg-config clang clang-format libclang-rt-14-dev valgrind
+  libpq-dev libarchive-dev uuid-dev libjson-c-dev libssl-dev libcmocka-dev
+  python3 python3-pytest python3-psycopg
+  postgresql-15 postgresql-client-15 zstd curl
+  podman runc debootstrap uidmap
+  pgbackrest time
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

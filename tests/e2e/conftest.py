@@ -48,3 +48,37 @@ def engine():
     """The container engine is ready (tests/engine-setup.sh is idempotent)."""
     run([ROOT / "tests" / "engine-setup.sh"], check=True)
     return os.environ["DOCKER_HOST"]
+
+
+# --- split stack fixtures (fixtures/split; helper module tests/e2e/splitstack.py) ----------
+@pytest.fixture(scope="session")
+def split_images(engine):
+    """localhost/hive-split-postgres:17 and localhost/hive-split-api:latest, built or up to
+    date (fixtures/split/build-images.sh is idempotent: context hash label)."""
+    from splitstack import ensure_images
+    ensure_images(pg=(17,), api=True)
+
+
+@pytest.fixture(scope="session")
+def split_images_18(engine):
+    """localhost/hive-split-postgres:18 (forky, PostgreSQL 18) and the API image."""
+    from splitstack import ensure_images
+    ensure_images(pg=(18,), api=True)
+
+
+@pytest.fixture
+def make_split_stack(split_images, tmp_path):
+    """Factory: make_split_stack(name="stack", **SplitStack kwargs) -> a created (not
+    started) SplitStack under tmp_path; every stack made is taken down at teardown
+    (containers removed, data kept in tmp_path). For pg=18 also request split_images_18."""
+    from splitstack import SplitStack
+    made = []
+
+    def make(name="stack", **kw):
+        s = SplitStack(tmp_path / name, **kw)
+        made.append(s)
+        return s.create()
+
+    yield make
+    for s in made:
+        s.down()

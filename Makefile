@@ -49,7 +49,7 @@ fuzz:
 	@set -e; mkdir -p $(BUILD)/fuzz; for f in $(FUZZ_SRC); do \
 	  n=$$(basename $$f .c); \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    $(CPPFLAGS) -o $(BUILD)/fuzz/$$n $$f $(filter common/%.c,$(LIB_SRC)) $(LDLIBS); \
+	    $(CPPFLAGS) -o $(BUILD)/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS); \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -86,3 +86,36 @@ format-check:
 
 clean:
 	rm -rf build hive-migrate
+
+# --- unified container (docker/) ---
+# Everyday commands for the unified containers: make agent-start agent-stop agent-status
+# agent-logs agent-shell agent-psql (and genie-...). Data lives in STACK_DIR/data/postgres-<profile>
+# (STACK_DIR defaults to this folder); put HIVE_DB_PASSWORD=... (optionally HIVE_BACKUP_PASSWORD)
+# in STACK_DIR/.env (0600) or the environment. Details: docs/unified-container.md.
+STACK_DIR ?= $(CURDIR)
+UNIFIED_PROFILES = agent genie
+UNIFIED_ENV = DOCKER_HOST=$(or $(DOCKER_HOST),unix:///run/podman/podman.sock)
+UNIFIED_COMPOSE = $(UNIFIED_ENV) docker compose -f $(CURDIR)/docker/$*/docker-compose.unified.yml --project-directory $(STACK_DIR)
+UNIFIED_NAME = $(or $(HIVE_CONTAINER_NAME),hive-$*-unified)
+
+.PHONY: unified-image $(foreach t,start stop status logs shell psql,$(UNIFIED_PROFILES:%=%-$(t)))
+
+unified-image:
+	docker/build-image.sh
+$(UNIFIED_PROFILES:%=%-start): %-start: unified-image
+	@d=$(or $(HIVE_DATA_DIR),$(STACK_DIR)/data/postgres-$*); if [ ! -d "$$d" ]; then \
+	  mkdir -p "$$d" && chown $(or $(HIVE_UID),1000):$(or $(HIVE_GID),1000) "$$d"; fi
+	$(UNIFIED_COMPOSE) up -d
+$(UNIFIED_PROFILES:%=%-stop): %-stop:
+	$(UNIFIED_COMPOSE) stop -t 30
+$(UNIFIED_PROFILES:%=%-status): %-status:
+	@$(UNIFIED_ENV) docker ps -a --filter name=$(UNIFIED_NAME) --format '{{.Names}}: {{.Status}}'
+	@$(UNIFIED_ENV) docker exec $(UNIFIED_NAME) /usr/local/bin/hive-healthcheck || true
+	@$(UNIFIED_ENV) docker exec $(UNIFIED_NAME) supervisorctl -c /etc/hive/supervisord.conf status || true
+$(UNIFIED_PROFILES:%=%-logs): %-logs:
+	$(UNIFIED_ENV) docker logs --tail 200 -f $(UNIFIED_NAME)
+$(UNIFIED_PROFILES:%=%-shell): %-shell:
+	$(UNIFIED_ENV) docker exec -it $(UNIFIED_NAME) bash
+$(UNIFIED_PROFILES:%=%-psql): %-psql:
+	$(UNIFIED_ENV) docker exec -it $(UNIFIED_NAME) sh -c 'psql -h /var/run/postgresql -U "$$HIVE_DB_USER" -d "$$HIVE_DB_NAME"'
+# --- end unified container ---

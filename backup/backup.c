@@ -1,9 +1,468 @@
-/* hive-migrate backup (not built yet). */
+/* hive-migrate backup: an online physical backup over the replication protocol (or, with
+ * --offline, an archive of a stopped cluster's data directory) into a repository. The
+ * archive is written inside REPO/.tmp and renamed into place only when complete, so cron
+ * runs that overlap, fail or get killed never leave a listed partial backup. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "../cli/commands.h"
+#include "../common/archive_dir.h"
+#include "../common/fsutil.h"
+#include "../common/pg_control.h"
+#include "../common/progress.h"
+#include "basebackup.h"
+#include "meta.h"
+#include "repo.h"
+#include "tarout.h"
+
+/* The parsed command line. */
+typedef struct backup_args {
+	const char *repo;
+	const char *host, *port, *user;
+	const char *password_file;
+	const char *data_dir;
+	const char *checksums;
+	int zstd_level;
+	int offline, quiet, json, no_wait;
+} backup_args;
+
+/* State of one online backup while it streams. */
+typedef struct stream_ctx {
+	hm_tarout tar;
+	hm_backup_meta *meta;
+	hm_progress progress;
+	int member_open;     /* a server archive or the manifest is the current member */
+	int member_is_zst;   /* current member is a .tar.zst that needs the tar terminator frame */
+	uint64_t data_bytes; /* archive bytes received */
+	int fault_mid_stream;
+} stream_ctx;
+
+/* One zstd frame holding 1024 zero bytes (an RLE block): appended to each server archive
+ * because the server omits the tar end-of-archive blocks (see the BASE_BACKUP docs). With
+ * it each member is a complete .tar.zst that plain `tar --zstd -x` reads; zstd decoders
+ * concatenate frames. Frame: magic, FHD 0x60 (single segment, 2-byte size = 1024 - 256),
+ * one last RLE block of 1024 copies of 0x00. */
+static const unsigned char tar_terminator_zst[] = {0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x00,
+						   0x03, 0x03, 0x20, 0x00, 0x00};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hive-migrate backup --repo DIR [--profile agent|genie] [--host H] [--port P]\n"
+		"                           [--user U] [--password-file FILE] [--checksums crc32c|sha256]\n"
+		"                           [--zstd-level N] [--no-wait-archive] [--quiet] [--json]\n"
+		"       hive-migrate backup --offline --data-dir DIR --repo DIR [--quiet] [--json]\n\n"
+		"Online: a physical backup over PostgreSQL's replication protocol (BASE_BACKUP, WAL\n"
+		"included, server-side zstd, backup_manifest), streamed into one archive in the repository.\n"
+		"Offline: an archive of a stopped cluster's data directory (pg_control must say shut "
+		"down).\n\n"
+		"  --repo DIR            backup repository (created 0700 if missing)\n"
+		"  --profile agent|genie 127.0.0.1:35532 or 127.0.0.1:48532, user hive_backup\n"
+		"  --host, --port, --user  connection (defaults 127.0.0.1, 35532, hive_backup)\n"
+		"  --password-file FILE  a 0600 file holding the password; else HIVE_BACKUP_PASSWORD,\n"
+		"                        else libpq's PGPASSFILE (never on the command line)\n"
+		"  --checksums ALG       backup_manifest file checksums: crc32c (default) or sha256\n"
+		"  --zstd-level N        server-side zstd level (default 1)\n"
+		"  --no-wait-archive     BASE_BACKUP WAIT false: do not wait until the server's WAL archive\n"
+		"                        (archive_command) has the backup's last segment; the backup holds\n"
+		"                        its WAL either way (pg_basebackup -X fetch also does not wait)\n"
+		"  --quiet               print nothing on success\n"
+		"  --json                print the new backup's metadata as JSON\n\n"
+		"exit codes: 0 ok, 33 locked (another run), 32 database, 43 backup failed; "
+		"docs/exit-codes.md\n");
+}
+
+/* Read the password: --password-file (must not be readable by group/others), else the
+ * environment, else NULL (libpq then uses PGPASSFILE / ~/.pgpass). *out is malloc'd. */
+static int read_password(const char *file, char **out, hm_error *err)
+{
+	*out = NULL;
+	if (file) {
+		struct stat st;
+		size_t len;
+		if (stat(file, &st) != 0)
+			return hm_error_errno(err, errno, "read password file", file);
+		if (st.st_mode & 077) {
+			hm_error_set(err, HM_EXIT_PERMISSION,
+				     "password file \"%s\" is readable by others (mode %03o)", file,
+				     (unsigned)(st.st_mode & 0777));
+			return hm_error_hint(err, "chmod 600 %s", file);
+		}
+		if (hm_read_file(file, 4096, out, &len, err) != 0)
+			return -1;
+		while (len > 0 && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r'))
+			(*out)[--len] = '\0';
+		return 0;
+	}
+	const char *env = getenv("HIVE_BACKUP_PASSWORD");
+	if (env && env[0]) {
+		*out = strdup(env);
+		if (!*out)
+			return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+/* Close the current member (server archive or manifest) and record it in the metadata. */
+static int end_member(stream_ctx *s, hm_error *err)
+{
+	if (!s->member_open)
+		return 0;
+	if (s->member_is_zst &&
+	    hm_tarout_write(&s->tar, tar_terminator_zst, sizeof tar_terminator_zst, err) != 0)
+		return -1;
+	if (s->meta->nmembers >= HM_META_MAX_MEMBERS - 1)
+		return hm_error_set(err, HM_EXIT_BACKUP_FAILED, "too many archives in the backup");
+	hm_backup_member *m = &s->meta->members[s->meta->nmembers];
+	snprintf(m->name, sizeof m->name, "%s", s->tar.name);
+	if (hm_tarout_end(&s->tar, &m->size, m->sha256, err) != 0)
+		return -1;
+	s->meta->nmembers++;
+	s->member_open = 0;
+	return 0;
+}
+
+/* Sink: a new server archive begins. */
+static int on_archive(void *ctx, const char *name, const char *location, hm_error *err)
+{
+	stream_ctx *s = ctx;
+	(void)location;
+	size_t n = strlen(name);
+	if (end_member(s, err) != 0 || hm_tarout_begin(&s->tar, name, err) != 0)
+		return -1;
+	s->member_open = 1;
+	s->member_is_zst = n > 8 && !strcmp(name + n - 8, ".tar.zst");
+	return 0;
+}
+
+/* Sink: bytes of the current archive or of the manifest. */
+static int on_data(void *ctx, const void *buf, size_t len, hm_error *err)
+{
+	stream_ctx *s = ctx;
+	s->data_bytes += len;
+	if (s->fault_mid_stream && s->data_bytes > (256u << 10)) {
+		/* test hook (HIVE_BACKUP_FAULT=mid-stream): die like kill -9 in the middle */
+		raise(SIGKILL);
+	}
+	return hm_tarout_write(&s->tar, buf, len, err);
+}
+
+/* Sink: the manifest begins; it becomes the member "backup_manifest". */
+static int on_manifest(void *ctx, hm_error *err)
+{
+	stream_ctx *s = ctx;
+	if (end_member(s, err) != 0 || hm_tarout_begin(&s->tar, "backup_manifest", err) != 0)
+		return -1;
+	s->member_open = 1;
+	s->member_is_zst = 0;
+	return 0;
+}
+
+/* Sink: progress from the server ('p' messages: bytes of the data directory sent). */
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	stream_ctx *s = ctx;
+	s->progress.total = total;
+	if (done > s->progress.done)
+		hm_progress_add(&s->progress, done - s->progress.done);
+}
+
+/* Print the result line or JSON. */
+static void report(const backup_args *a, const hm_backup_meta *m, double secs)
+{
+	if (a->json) {
+		char *j = hm_meta_encode(m, 1);
+		if (j)
+			printf("%s\n", j);
+		free(j);
+	} else if (!a->quiet) {
+		char sz[32], db[32];
+		hm_progress_bytes(m->archive_size, sz, sizeof sz);
+		hm_progress_bytes(m->database_size, db, sizeof db);
+		printf("backup %s (%s): %s archive of %s in %.1f s\n", m->id, m->kind, sz, db, secs);
+	}
+}
+
+/* The online backup. */
+static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_error *err)
+{
+	stream_ctx s;
+	char partial[4500], tarpath[4600], label[96];
+	char *password = NULL;
+	hm_bb_info info;
+	int rc = -1;
+	memset(&s, 0, sizeof s);
+	s.tar.fd = -1;
+	s.meta = meta;
+	const char *fault = getenv("HIVE_BACKUP_FAULT");
+	s.fault_mid_stream = fault && !strcmp(fault, "mid-stream");
+	if (read_password(a->password_file, &password, err) != 0)
+		return -1;
+	snprintf(meta->kind, sizeof meta->kind, "online");
+	snprintf(meta->archive, sizeof meta->archive, "backup.tar");
+	snprintf(label, sizeof label, "hive-migrate %s", meta->uuid);
+	snprintf(meta->label, sizeof meta->label, "%s", label);
+	snprintf(meta->manifest_checksums, sizeof meta->manifest_checksums, "%s", a->checksums);
+	snprintf(meta->compression, sizeof meta->compression, "zstd:%d", a->zstd_level);
+	snprintf(meta->source, sizeof meta->source, "%s:%s user %s", a->host, a->port, a->user);
+	if (hm_repo_partial(repo, meta->id, partial, sizeof partial, err) != 0)
+		goto cleanup;
+	snprintf(tarpath, sizeof tarpath, "%s/%s", partial, meta->archive);
+	if (hm_tarout_open(&s.tar, tarpath, err) != 0)
+		goto cleanup;
+	hm_progress_init(&s.progress, stderr, "backup", 0, a->quiet || a->json);
+	hm_bb_conn conn = {a->host, a->port, a->user, password};
+	hm_bb_opts opts = {label, a->checksums, a->zstd_level, a->no_wait};
+	hm_bb_sink sink = {&s, on_archive, on_data, on_manifest, on_progress};
+	if (hm_basebackup_run(&conn, &opts, &sink, &info, err) != 0)
+		goto cleanup;
+	if (end_member(&s, err) != 0)
+		goto cleanup;
+	if (!hm_meta_member(meta, "base.tar.zst") || !hm_meta_member(meta, "backup_manifest")) {
+		hm_error_set(err, HM_EXIT_BACKUP_FAILED,
+			     "the server sent no base.tar.zst or no backup_manifest");
+		goto cleanup;
+	}
+	meta->end_time = time(NULL);
+	snprintf(meta->start_lsn, sizeof meta->start_lsn, "%s", info.start_lsn);
+	snprintf(meta->end_lsn, sizeof meta->end_lsn, "%s", info.end_lsn);
+	meta->timeline = info.start_tli;
+	snprintf(meta->system_identifier, sizeof meta->system_identifier, "%s", info.system_identifier);
+	meta->pg_version = info.server_version;
+	meta->wal_segment_size = info.wal_segment_size;
+	meta->database_size = info.total_bytes;
+	/* The archive's own copy of the metadata (no verification status), written last. */
+	char *j = hm_meta_encode(meta, 0);
+	if (!j) {
+		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		goto cleanup;
+	}
+	int r = hm_tarout_add(&s.tar, HM_REPO_META, j, strlen(j), NULL, err);
+	free(j);
+	if (r != 0 || hm_tarout_close(&s.tar, &meta->archive_size, err) != 0)
+		goto cleanup;
+	hm_progress_finish(&s.progress);
+	rc = 0;
+cleanup:
+	hm_tarout_abort(&s.tar);
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	return rc;
+}
+
+/* The offline backup of a stopped data directory (common/archive_dir). */
+static int run_offline(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_error *err)
+{
+	hm_pg_control pc;
+	char partial[4500], arch[4600], pidfile[4200];
+	struct stat st;
+	if (hm_path_join(pidfile, sizeof pidfile, a->data_dir, "postmaster.pid", err) != 0)
+		return -1;
+	if (hm_pg_control_read(a->data_dir, &pc, err) != 0)
+		return hm_error_prefix(err, "offline backup of \"%s\"", a->data_dir);
+	if (pc.state != HM_DB_SHUTDOWNED || lstat(pidfile, &st) == 0) {
+		hm_error_set(err, HM_EXIT_INPUT,
+			     "cluster in \"%s\" is not cleanly shut down (pg_control: %s%s)", a->data_dir,
+			     hm_db_state_name(pc.state),
+			     lstat(pidfile, &st) == 0 ? ", postmaster.pid present" : "");
+		return hm_error_hint(err, "stop the stack with a timeout (docker compose stop -t 30), or "
+					  "take an online backup");
+	}
+	snprintf(meta->kind, sizeof meta->kind, "offline");
+	snprintf(meta->archive, sizeof meta->archive, "data.tar.zst");
+	snprintf(meta->compression, sizeof meta->compression, "zstd:1");
+	snprintf(meta->source, sizeof meta->source, "%s", a->data_dir);
+	snprintf(meta->system_identifier, sizeof meta->system_identifier, "%llu",
+		 (unsigned long long)pc.system_identifier);
+	meta->pg_version = pc.major * 10000;
+	meta->timeline = pc.checkpoint_tli;
+	meta->wal_segment_size = pc.xlog_seg_size;
+	if (hm_repo_partial(repo, meta->id, partial, sizeof partial, err) != 0)
+		return -1;
+	snprintf(arch, sizeof arch, "%s/%s", partial, meta->archive);
+	char *j = hm_meta_encode(meta, 0);
+	if (!j)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	hm_progress prog;
+	hm_progress_init(&prog, stderr, "backup", 0, a->quiet || a->json);
+	hm_archive_opts opts = {.metadata_json = j, .zstd_level = 1, .progress = &prog};
+	hm_archive_stats stats;
+	memset(&stats, 0, sizeof stats);
+	int rc = hm_archive_dir_create(a->data_dir, arch, &opts, &stats, err);
+	free(j);
+	if (rc != 0)
+		return -1;
+	hm_progress_finish(&prog);
+	if (stat(arch, &st) != 0)
+		return hm_error_errno(err, errno, "stat", arch);
+	meta->archive_size = (uint64_t)st.st_size;
+	meta->database_size = stats.bytes;
+	meta->end_time = time(NULL);
+	/* the archive file's digest, so that `backups verify` can check the bytes as stored */
+	hm_backup_member *m = &meta->members[meta->nmembers];
+	snprintf(m->name, sizeof m->name, "%s", meta->archive);
+	m->size = meta->archive_size;
+	if (hm_sha256_file(arch, m->sha256, err) != 0)
+		return -1;
+	meta->nmembers++;
+	return 0;
+}
 
 int hm_cmd_backup(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return hm_cmd_not_implemented("backup");
+	static const struct option longopts[] = {
+		{"repo", required_argument, NULL, 'r'},
+		{"profile", required_argument, NULL, 'P'},
+		{"host", required_argument, NULL, 'h'},
+		{"port", required_argument, NULL, 'p'},
+		{"user", required_argument, NULL, 'U'},
+		{"password-file", required_argument, NULL, 'W'},
+		{"offline", no_argument, NULL, 'o'},
+		{"data-dir", required_argument, NULL, 'D'},
+		{"checksums", required_argument, NULL, 'c'},
+		{"zstd-level", required_argument, NULL, 'z'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"json", no_argument, NULL, 'j'},
+		{"no-wait-archive", no_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'H'},
+		{NULL, 0, NULL, 0},
+	};
+	backup_args a = {.host = "127.0.0.1",
+			 .port = "35532",
+			 .user = "hive_backup",
+			 .checksums = "CRC32C",
+			 .zstd_level = 1};
+	hm_error err = {0};
+	hm_repo repo;
+	hm_backup_meta meta;
+	char partial[4500];
+	int opt, rc;
+	memset(&repo, 0, sizeof repo);
+	repo.lock.fd = -1;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			a.repo = optarg;
+			break;
+		case 'P':
+			if (!strcmp(optarg, "agent"))
+				a.port = "35532";
+			else if (!strcmp(optarg, "genie"))
+				a.port = "48532";
+			else {
+				fprintf(stderr,
+					"hive-migrate: error: unknown profile \"%s\" (hint: agent or "
+					"genie)\n",
+					optarg);
+				return HM_EXIT_USAGE;
+			}
+			a.host = "127.0.0.1";
+			a.user = "hive_backup";
+			break;
+		case 'h':
+			a.host = optarg;
+			break;
+		case 'p':
+			a.port = optarg;
+			break;
+		case 'U':
+			a.user = optarg;
+			break;
+		case 'W':
+			a.password_file = optarg;
+			break;
+		case 'o':
+			a.offline = 1;
+			break;
+		case 'D':
+			a.data_dir = optarg;
+			break;
+		case 'c':
+			if (!strcasecmp(optarg, "crc32c"))
+				a.checksums = "CRC32C";
+			else if (!strcasecmp(optarg, "sha256"))
+				a.checksums = "SHA256";
+			else {
+				fprintf(stderr,
+					"hive-migrate: error: --checksums must be crc32c or sha256\n");
+				return HM_EXIT_USAGE;
+			}
+			break;
+		case 'z':
+			a.zstd_level = atoi(optarg);
+			if (a.zstd_level < 1 || a.zstd_level > 22) {
+				fprintf(stderr, "hive-migrate: error: --zstd-level must be 1..22\n");
+				return HM_EXIT_USAGE;
+			}
+			break;
+		case 'q':
+			a.quiet = 1;
+			break;
+		case 'j':
+			a.json = 1;
+			break;
+		case 'w':
+			a.no_wait = 1;
+			break;
+		case 'H':
+			usage(stdout);
+			return HM_EXIT_OK;
+		default:
+			fprintf(stderr,
+				"hive-migrate: error: bad option \"%s\" for backup (hint: hive-migrate "
+				"backup --help)\n",
+				argv[optind - 1]);
+			return HM_EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !a.repo || (a.offline && !a.data_dir) || (!a.offline && a.data_dir)) {
+		fprintf(stderr,
+			"hive-migrate: error: backup needs --repo DIR%s (hint: hive-migrate backup --help)\n",
+			a.offline ? " and --data-dir DIR"
+				  : (a.data_dir ? " and --offline with --data-dir" : ""));
+		return HM_EXIT_USAGE;
+	}
+	double t0 = hm_progress_now();
+	if (hm_repo_open(&repo, a.repo, 1, 1, &err) != 0)
+		goto fail;
+	hm_meta_init(&meta);
+	meta.start_time = time(NULL);
+	hm_repo_new_id(meta.start_time, meta.id, meta.uuid);
+	rc = a.offline ? run_offline(&a, &repo, &meta, &err) : run_online(&a, &repo, &meta, &err);
+	snprintf(partial, sizeof partial, "%s/.tmp/%s", repo.path, meta.id);
+	if (rc == 0) {
+		char *j = hm_meta_encode(&meta, 1);
+		char mp[4700];
+		snprintf(mp, sizeof mp, "%s/%s", partial, HM_REPO_META);
+		rc = j ? hm_write_file_atomic(mp, j, strlen(j), 0600, &err)
+		       : hm_error_set(&err, HM_EXIT_INTERNAL, "out of memory");
+		free(j);
+	}
+	if (rc == 0)
+		rc = hm_repo_commit(&repo, partial, meta.id, &err);
+	if (rc != 0) {
+		hm_error ignored;
+		hm_rmtree(partial, &ignored); /* nothing partial stays behind */
+		goto fail;
+	}
+	hm_repo_close(&repo);
+	report(&a, &meta, hm_progress_now() - t0);
+	return HM_EXIT_OK;
+fail:
+	hm_repo_close(&repo);
+	if (err.code == HM_EXIT_OK)
+		err.code = HM_EXIT_BACKUP_FAILED;
+	hm_error_print(&err, stderr);
+	return err.code;
 }

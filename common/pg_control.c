@@ -21,6 +21,8 @@
  * INIT_CRC32C/COMP_CRC32C/FIN_CRC32C) covers every byte before the crc field. */
 #include "pg_control.h"
 
+#include "crc32c.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -77,25 +79,6 @@ static const pgc_layout LAYOUT_1800 = {1800, 256, 292};
 #define CATVER_16 202307071u
 #define CATVER_17 202406281u
 #define CATVER_18 202506291u
-
-/* The reflected CRC-32C table for polynomial 0x1EDC6F41 (reversed 0x82F63B78), built at
- * compile time would need 256 literals; building it per call costs ~1 µs and keeps the
- * function free of global mutable state. */
-uint32_t hm_crc32c(const void *data, size_t len)
-{
-	uint32_t table[256];
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		table[i] = c;
-	}
-	const unsigned char *p = data;
-	uint32_t crc = 0xFFFFFFFFu;
-	for (size_t i = 0; i < len; i++)
-		crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-	return crc ^ 0xFFFFFFFFu;
-}
 
 /* Little-endian readers at an offset (the buffer is checked long enough beforehand). */
 static uint32_t rd32(const unsigned char *b, size_t off)

@@ -96,7 +96,5 @@ const char *hm_pg_control_fault_code(hm_pg_control_fault fault);
 /* Major (15..18) of a known catalog version, 0 if unknown. */
 int hm_pg_major_for_catalog(uint32_t catalog);
 
-/* CRC-32C (Castagnoli) as PostgreSQL computes it (init and final xor 0xFFFFFFFF). */
-uint32_t hm_crc32c(const void *data, size_t len);
 
 #endif

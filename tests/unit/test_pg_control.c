@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../common/crc32c.h"
 #include "../../common/pg_control.h"
 
 #define SZ HM_PG_CONTROL_FILE_SIZE

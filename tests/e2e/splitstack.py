@@ -228,7 +228,9 @@ class SplitStack:
             self.compose("down", "-t", "30", "--remove-orphans", check=False, timeout=180)
         for p in self.profiles:  # in case compose lost track of them
             for role in ("api", "postgres"):
-                _run(["docker", "rm", "-f", "-t", "30", self.container(p, role)], check=False)
+                name = self.container(p, role)
+                _run(["docker", "stop", "-t", "30", name], check=False)
+                _run(["docker", "rm", "-f", name], check=False)
 
     def state(self, profile=None, role="postgres"):
         """Container state (running, exited, ...) or None when it does not exist."""

@@ -1,0 +1,75 @@
+/* Snapshot of a directory tree into one archive file (pax tar + zstd, libarchive), with a
+ * manifest of every entry, and the reverse: full verification and extraction into a new
+ * directory. Used by `hive-migrate up` / `rollback` (the migration snapshot) and by
+ * `hive-migrate backup --offline` / `backups verify|restore`.
+ *
+ * Archive layout (members in this order):
+ *   hive-migrate/metadata.json   the caller's metadata JSON object, verbatim (no secrets!)
+ *   data/<relpath>               every entry under the source directory ("data" itself is
+ *                                the source directory: its mode/owner/mtime are kept)
+ *   hive-migrate/manifest.json   written last: {"format":"hive-migrate-archive/1",
+ *                                "metadata":{...caller's object...},
+ *                                "metadata_sha256":"..", "files":[...]} (see manifest.h)
+ * Every data entry (dir, regular file, symlink) keeps path (any length: pax), mode, uid, gid,
+ * mtime; regular files carry a SHA-256 computed while streaming them (each file is read once).
+ * The archive is written to "<path>.partial" (0600), fsync'd, renamed into place and the
+ * directory fsync'd; on any failure the partial file is removed and nothing is left behind.
+ *
+ * Errors: hm_error codes HM_EXIT_NO_SPACE (disk full), HM_EXIT_IO, HM_EXIT_INPUT (source or
+ * archive missing), HM_EXIT_PERMISSION, HM_EXIT_VERIFY_FAILED (verification or extraction
+ * found any problem in the archive: mismatch, missing/extra file, truncated or unreadable
+ * data, bad manifest; the message names the archive and the first bad file). */
+#ifndef HM_ARCHIVE_DIR_H
+#define HM_ARCHIVE_DIR_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "progress.h"
+
+/* Options for hm_archive_dir_create. Zero-initialise, then set what you need. */
+typedef struct hm_archive_opts {
+	const char *metadata_json; /* required: a JSON object (text) stored in the archive */
+	int zstd_level;		   /* 0 = default (1) */
+	int zstd_threads;	   /* 0 = number of online CPUs; 1 = single-threaded */
+	hm_progress *progress;	   /* optional: fed with bytes read from the source */
+} hm_archive_opts;
+
+/* What was archived / verified / extracted. */
+typedef struct hm_archive_stats {
+	uint64_t entries;	  /* data entries (dirs + files + symlinks) */
+	uint64_t files;		  /* regular files */
+	uint64_t bytes;		  /* regular-file bytes (uncompressed) */
+	uint64_t archive_bytes;	  /* size of the archive file */
+	double seconds;		  /* wall time of the operation */
+	char manifest_sha256[65]; /* SHA-256 (hex) of the manifest member */
+} hm_archive_stats;
+
+/* Archive directory srcdir into archive_path (which must not exist yet). Special files
+ * (sockets, fifos, devices) are refused; a file changing size while read is an error.
+ * stats may be NULL. 0 or -1 with err set. */
+int hm_archive_dir_create(const char *srcdir, const char *archive_path, const hm_archive_opts *opts,
+			  hm_archive_stats *stats, hm_error *err);
+
+/* Read the whole archive: decompress every member, recompute every digest, and compare
+ * entry by entry with the manifest (missing, extra, size, digest, type, mode, owner, mtime,
+ * symlink target, metadata digest). progress and stats may be NULL. 0, or -1 with
+ * HM_EXIT_VERIFY_FAILED naming the first bad file (HM_EXIT_INPUT if it cannot be opened). */
+int hm_archive_verify(const char *archive_path, hm_progress *progress, hm_archive_stats *stats,
+		      hm_error *err);
+
+/* Only the metadata member (cheap: stops after the first member). *json is malloc'd text.
+ * 0 or -1. */
+int hm_archive_read_metadata(const char *archive_path, char **json, hm_error *err);
+
+/* Extract into destdir, which must NOT exist (its parent must): created with the archived
+ * mode/owner/mtime of the top directory. Runs hm_archive_verify first (a bad archive is
+ * refused before anything is written), then extracts: owners, modes, mtimes and symlinks
+ * are restored exactly (run as root for owners); every entry is checked against the
+ * manifest again while writing, and every file and directory is fsync'd before returning.
+ * Paths with ".." or a leading "/", or below a symlink, are refused. On failure destdir is
+ * removed again (it held nothing else). 0 or -1. */
+int hm_archive_extract(const char *archive_path, const char *destdir, hm_progress *progress,
+		       hm_archive_stats *stats, hm_error *err);
+
+#endif

@@ -1,0 +1,212 @@
+/* Fingerprints. The digest is a sum (not a hash of sorted rows) so it needs no ORDER BY
+ * and no memory on either side: the server streams each table once. md5 over the row's
+ * text form catches any changed value; the count catches lost or duplicated rows whose
+ * digests could cancel out. */
+#include "fingerprint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Run a query expecting tuples; NULL with err on failure. */
+static PGresult *query(PGconn *c, const char *sql, const char *db, hm_error *err)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		hm_error_set(err, HM_EXIT_DATABASE, "fingerprint of database \"%s\" failed: %s", db, msg);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Fingerprint of one database (tables + extensions) into a new object. */
+static int take_db(const hm_pg_params *base, const char *db, json_object **out, long long *total,
+		   hm_error *err)
+{
+	hm_pg_params p = *base;
+	PGconn *c;
+	PGresult *r = NULL;
+	json_object *o = json_object_new_object(), *tables = json_object_new_object(),
+		    *exts = json_object_new_object();
+	int rc = -1;
+	p.dbname = db;
+	if (!(c = hm_pg_connect(&p, err)))
+		goto cleanup;
+	PQclear(PQexec(c, "SET statement_timeout = 0"));
+	if (!(r = query(c, "SELECT extname, extversion FROM pg_extension ORDER BY 1", db, err)))
+		goto cleanup;
+	for (int i = 0; i < PQntuples(r); i++)
+		json_object_object_add(exts, PQgetvalue(r, i, 0),
+				       json_object_new_string(PQgetvalue(r, i, 1)));
+	PQclear(r);
+	r = query(c,
+		  "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		  "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+		  "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2",
+		  db, err);
+	if (!r)
+		goto cleanup;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *ns = PQgetvalue(r, i, 0), *rel = PQgetvalue(r, i, 1);
+		char *qns = PQescapeIdentifier(c, ns, strlen(ns)),
+		     *qrel = PQescapeIdentifier(c, rel, strlen(rel));
+		char *sql = NULL, key[300];
+		if (!qns || !qrel ||
+		    asprintf(&sql,
+			     "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))"
+			     "::bit(64)::bigint), 0)::text FROM ONLY %s.%s t",
+			     qns, qrel) < 0) {
+			PQfreemem(qns);
+			PQfreemem(qrel);
+			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+			goto cleanup;
+		}
+		PQfreemem(qns);
+		PQfreemem(qrel);
+		PGresult *t = query(c, sql, db, err);
+		free(sql);
+		if (!t)
+			goto cleanup;
+		json_object *e = json_object_new_object();
+		long long rows = atoll(PQgetvalue(t, 0, 0));
+		json_object_object_add(e, "rows", json_object_new_int64(rows));
+		json_object_object_add(e, "digest", json_object_new_string(PQgetvalue(t, 0, 1)));
+		PQclear(t);
+		snprintf(key, sizeof key, "%s.%s", ns, rel);
+		json_object_object_add(tables, key, e);
+		*total += rows;
+	}
+	json_object_object_add(o, "tables", tables);
+	json_object_object_add(o, "extensions", exts);
+	tables = exts = NULL;
+	*out = o;
+	o = NULL;
+	rc = 0;
+cleanup:
+	PQclear(r);
+	PQfinish(c);
+	json_object_put(o);
+	json_object_put(tables);
+	json_object_put(exts);
+	return rc;
+}
+
+int hm_fingerprint_take(const hm_pg_params *p, json_object **out, hm_error *err)
+{
+	PGconn *c = hm_pg_connect(p, err);
+	PGresult *r = NULL;
+	json_object *root = NULL, *dbs = NULL;
+	long long total = 0;
+	int rc = -1;
+	if (!c)
+		return -1;
+	r = query(c, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+		  p->dbname, err);
+	if (!r)
+		goto cleanup;
+	root = json_object_new_object();
+	dbs = json_object_new_object();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_object *d = NULL;
+		if (take_db(p, PQgetvalue(r, i, 0), &d, &total, err) != 0)
+			goto cleanup;
+		json_object_object_add(dbs, PQgetvalue(r, i, 0), d);
+	}
+	json_object_object_add(root, "databases", dbs);
+	dbs = NULL;
+	json_object_object_add(root, "total_rows", json_object_new_int64(total));
+	*out = root;
+	root = NULL;
+	rc = 0;
+cleanup:
+	PQclear(r);
+	PQfinish(c);
+	json_object_put(root);
+	json_object_put(dbs);
+	return rc;
+}
+
+/* Object member or NULL. */
+static json_object *get(json_object *o, const char *k)
+{
+	json_object *v = NULL;
+	return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+/* Compare the keys of two objects both ways; report the first missing one. */
+static int same_keys(json_object *a, json_object *b, const char *what, const char *where, hm_error *err)
+{
+	json_object_object_foreach(a, ka, va)
+	{
+		(void)va;
+		if (!get(b, ka))
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+					    "%s \"%s\"%s is missing after the move", what, ka, where);
+	}
+	json_object_object_foreach(b, kb, vb)
+	{
+		(void)vb;
+		if (!get(a, kb))
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "%s \"%s\"%s appeared after the move",
+					    what, kb, where);
+	}
+	return 0;
+}
+
+int hm_fingerprint_compare(json_object *before, json_object *after, hm_error *err)
+{
+	json_object *da = get(before, "databases"), *db = get(after, "databases");
+	char where[300];
+	if (!da || !db)
+		return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "fingerprint is incomplete");
+	if (same_keys(da, db, "database", "", err) != 0)
+		return -1;
+	json_object_object_foreach(da, name, a)
+	{
+		json_object *b = get(db, name);
+		json_object *ta = get(a, "tables"), *tb = get(b, "tables");
+		json_object *ea = get(a, "extensions"), *eb = get(b, "extensions");
+		snprintf(where, sizeof where, " in database \"%s\"", name);
+		if (!ta || !tb || !ea || !eb)
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "fingerprint of \"%s\" is incomplete",
+					    name);
+		if (same_keys(ta, tb, "table", where, err) != 0 ||
+		    same_keys(ea, eb, "extension", where, err) != 0)
+			return -1;
+		json_object_object_foreach(ta, tname, x)
+		{
+			json_object *y = get(tb, tname);
+			long long ra = json_object_get_int64(get(x, "rows")),
+				  rb = json_object_get_int64(get(y, "rows"));
+			if (ra != rb)
+				return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+						    "table %s%s has %lld rows, had %lld", tname, where, rb,
+						    ra);
+			const char *ga = json_object_get_string(get(x, "digest")),
+				   *gb = json_object_get_string(get(y, "digest"));
+			if (!ga || !gb || strcmp(ga, gb) != 0)
+				return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+						    "table %s%s: content differs (digest)", tname, where);
+		}
+		json_object_object_foreach(ea, ename, v)
+		{
+			const char *va = json_object_get_string(v),
+				   *vb = json_object_get_string(get(eb, ename));
+			if (!va || !vb || strcmp(va, vb) != 0)
+				return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+						    "extension %s%s: version %s, was %s", ename, where,
+						    vb ? vb : "?", va ? va : "?");
+		}
+	}
+	return 0;
+}
+
+long long hm_fingerprint_total_rows(json_object *fp)
+{
+	json_object *t = get(fp, "total_rows");
+	return t ? json_object_get_int64(t) : 0;
+}

@@ -1,0 +1,29 @@
+/* A fingerprint of the data, taken through libpq while a server runs: for every database
+ * that accepts connections (templates excluded), for every ordinary table, its row count
+ * and an order-independent content digest computed server-side in one pass:
+ *     sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint)   over the rows t
+ * plus every extension's version. Taken before the split stack stops and again on the
+ * unified container: equal fingerprints mean every row arrived unchanged.
+ * JSON form: {"databases":{"hive_agent":{"tables":{"agno.sessions":{"rows":3,"digest":"-12"}},
+ *             "extensions":{"vector":"0.8.0","plpgsql":"1.0"}}}, "total_rows":N} */
+#ifndef HM_FINGERPRINT_H
+#define HM_FINGERPRINT_H
+
+#include <json-c/json.h>
+
+#include "../common/error.h"
+#include "health.h"
+
+/* Take the fingerprint of the server p points at (p->dbname is the first database to
+ * connect to; the others are reached with the same credentials). *out is a new JSON
+ * object (json_object_put it). 0 or -1 (HM_EXIT_DATABASE). */
+int hm_fingerprint_take(const hm_pg_params *p, json_object **out, hm_error *err);
+
+/* Compare two fingerprints: 0 equal; -1 with HM_EXIT_VERIFY_FAILED naming the first
+ * difference (database, table, rows/digest or extension). Pure. */
+int hm_fingerprint_compare(json_object *before, json_object *after, hm_error *err);
+
+/* Total rows recorded in a fingerprint (for summaries). */
+long long hm_fingerprint_total_rows(json_object *fp);
+
+#endif

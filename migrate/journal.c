@@ -1,0 +1,228 @@
+/* Journal encoding and the resume rules. Names, not numbers, go into the file so a human
+ * reading it during an incident understands it, and so reordering the enums can never
+ * silently change what an old journal means. */
+#include "journal.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/fsutil.h"
+
+static const char *const step_names[HM_STEP__COUNT] = {
+	"start",    "fingerprinted", "stopping",	 "stopped",  "snapshotted",
+	"chowning", "chowned",	     "unified-starting", "verified", "done"};
+static const char *const rb_names[HM_RB__COUNT] = {"none",	   "extracted",	    "unified-down", "swapped",
+						   "chown-undone", "split-started", "done"};
+static const char *const status_names[HM_JS__COUNT] = {"in-progress", "done", "rolling-back", "rolled-back",
+						       "rollback-failed"};
+
+const char *hm_step_name(hm_step s)
+{
+	return s >= 0 && s < HM_STEP__COUNT ? step_names[s] : "unknown";
+}
+
+const char *hm_rb_step_name(hm_rb_step s)
+{
+	return s >= 0 && s < HM_RB__COUNT ? rb_names[s] : "unknown";
+}
+
+const char *hm_jstatus_name(hm_jstatus s)
+{
+	return s >= 0 && s < HM_JS__COUNT ? status_names[s] : "unknown";
+}
+
+/* Index of name in a table, -1 if absent. */
+static int lookup(const char *const *table, int n, const char *name)
+{
+	for (int i = 0; name && i < n; i++)
+		if (!strcmp(table[i], name))
+			return i;
+	return -1;
+}
+
+int hm_step_from_name(const char *name)
+{
+	return lookup(step_names, HM_STEP__COUNT, name);
+}
+
+int hm_rb_step_from_name(const char *name)
+{
+	return lookup(rb_names, HM_RB__COUNT, name);
+}
+
+int hm_jstatus_from_name(const char *name)
+{
+	return lookup(status_names, HM_JS__COUNT, name);
+}
+
+int hm_journal_path(const char *state_dir, const char *profile, char *out, size_t outsz, hm_error *err)
+{
+	if (snprintf(out, outsz, "%s/journal-%s.json", state_dir, profile) >= (int)outsz)
+		return hm_error_set(err, HM_EXIT_INPUT, "path too long: \"%s\"", state_dir);
+	return 0;
+}
+
+void hm_journal_init(hm_journal *j, const char *profile, const char *stack_dir)
+{
+	memset(j, 0, sizeof *j);
+	j->version = 1;
+	snprintf(j->profile, sizeof j->profile, "%s", profile);
+	snprintf(j->stack_dir, sizeof j->stack_dir, "%s", stack_dir);
+	j->step = HM_STEP_START;
+	j->status = HM_JS_IN_PROGRESS;
+	j->rb_step = HM_RB_NONE;
+	j->started_at = j->updated_at = (long long)time(NULL);
+}
+
+/* The string fields, for encode and decode alike. */
+/* clang-format off */
+#define STR_FIELDS(X) \
+	X(profile) X(stack_dir) X(backup_id) X(archive) X(manifest_sha256) X(data_dir) X(pgdata) \
+	X(fingerprint_file) X(chown_file) X(env_file) X(template_file) X(unified_project) \
+	X(unified_container) X(image) X(restore_dir) X(displaced_dir) X(failure)
+/* clang-format on */
+
+int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
+{
+	json_object *o = json_object_new_object();
+	if (!o)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	json_object_object_add(o, "version", json_object_new_int(j->version));
+	json_object_object_add(o, "step", json_object_new_string(hm_step_name(j->step)));
+	json_object_object_add(o, "status", json_object_new_string(hm_jstatus_name(j->status)));
+	json_object_object_add(o, "rollback_step", json_object_new_string(hm_rb_step_name(j->rb_step)));
+	json_object_object_add(o, "started_at", json_object_new_int64(j->started_at));
+	json_object_object_add(o, "updated_at", json_object_new_int64(j->updated_at));
+	json_object_object_add(o, "stopped_at", json_object_new_double(j->stopped_at));
+	json_object_object_add(o, "healthy_at", json_object_new_double(j->healthy_at));
+	json_object_object_add(o, "api_port", json_object_new_int(j->api_port));
+	json_object_object_add(o, "pg_port", json_object_new_int(j->pg_port));
+#define ENC(f) json_object_object_add(o, #f, json_object_new_string(j->f));
+	STR_FIELDS(ENC)
+#undef ENC
+	const char *s =
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+	*out = s ? strdup(s) : NULL;
+	json_object_put(o);
+	if (!*out)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	return 0;
+}
+
+int hm_journal_decode(const char *json, const char *what, hm_journal *j, hm_error *err)
+{
+	json_object *o = json_tokener_parse(json), *v;
+	int rc = -1, n;
+	memset(j, 0, sizeof *j);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\" is not valid JSON", what);
+		goto cleanup;
+	}
+	if (!json_object_object_get_ex(o, "version", &v) || json_object_get_int(v) != 1) {
+		hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\" has an unknown version", what);
+		goto cleanup;
+	}
+	j->version = 1;
+#define GETSTR(k)                                                                                            \
+	(json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)                     \
+		 ? json_object_get_string(v)                                                                 \
+		 : NULL)
+	if ((n = hm_step_from_name(GETSTR("step"))) < 0 || (j->step = (hm_step)n, 0) ||
+	    (n = hm_jstatus_from_name(GETSTR("status"))) < 0 || (j->status = (hm_jstatus)n, 0) ||
+	    (n = hm_rb_step_from_name(GETSTR("rollback_step"))) < 0 || (j->rb_step = (hm_rb_step)n, 0)) {
+		hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\" has an unknown step or status", what);
+		goto cleanup;
+	}
+#define DEC(f)                                                                                               \
+	{                                                                                                    \
+		const char *s = GETSTR(#f);                                                                  \
+		if (!s || snprintf(j->f, sizeof j->f, "%s", s) >= (int)sizeof j->f) {                        \
+			hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\": field %s missing or too long",   \
+				     what, #f);                                                              \
+			goto cleanup;                                                                        \
+		}                                                                                            \
+	}
+	STR_FIELDS(DEC)
+#undef DEC
+#undef GETSTR
+	if (json_object_object_get_ex(o, "started_at", &v))
+		j->started_at = json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "updated_at", &v))
+		j->updated_at = json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "stopped_at", &v))
+		j->stopped_at = json_object_get_double(v);
+	if (json_object_object_get_ex(o, "healthy_at", &v))
+		j->healthy_at = json_object_get_double(v);
+	if (json_object_object_get_ex(o, "api_port", &v))
+		j->api_port = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "pg_port", &v))
+		j->pg_port = json_object_get_int(v);
+	rc = 0;
+cleanup:
+	json_object_put(o);
+	return rc;
+}
+
+int hm_journal_load(const char *path, hm_journal *j, hm_error *err)
+{
+	char *buf = NULL;
+	size_t len;
+	if (access(path, F_OK) != 0) {
+		if (errno == ENOENT)
+			return 1;
+		return hm_error_errno(err, errno, "read the journal", path);
+	}
+	if (hm_read_file(path, 1 << 20, &buf, &len, err) != 0)
+		return -1;
+	int rc = hm_journal_decode(buf, path, j, err);
+	free(buf);
+	return rc;
+}
+
+int hm_journal_save(const char *path, hm_journal *j, hm_error *err)
+{
+	char *s = NULL;
+	j->updated_at = (long long)time(NULL);
+	if (hm_journal_encode(j, &s, err) != 0)
+		return -1;
+	int rc = hm_write_file_atomic(path, s, strlen(s), 0600, err);
+	free(s);
+	if (rc != 0)
+		hm_error_prefix(err, "cannot write the journal");
+	return rc;
+}
+
+hm_resume hm_journal_resume_action(const hm_journal *j)
+{
+	if (!j)
+		return HM_RESUME_FRESH;
+	switch (j->status) {
+	case HM_JS_DONE:
+		return HM_RESUME_ALREADY_DONE;
+	case HM_JS_ROLLED_BACK:
+		return HM_RESUME_FRESH;
+	case HM_JS_ROLLING_BACK:
+	case HM_JS_ROLLBACK_FAILED:
+		return HM_RESUME_NEED_ROLLBACK;
+	case HM_JS_IN_PROGRESS:
+	default:
+		break;
+	}
+	if (j->step == HM_STEP_DONE)
+		return HM_RESUME_ALREADY_DONE;
+	/* Up to and including "fingerprinted" nothing was touched; "stopping" may have stopped
+	 * some containers, so from there on the run goes forward from what it recorded. */
+	if (j->step <= HM_STEP_FINGERPRINTED)
+		return HM_RESUME_RESTART;
+	return HM_RESUME_CONTINUE;
+}
+
+int hm_journal_needs_restore(const hm_journal *j)
+{
+	return j->step >= HM_STEP_UNIFIED_STARTING;
+}

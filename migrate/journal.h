@@ -1,0 +1,123 @@
+/* The migration journal: STACK/.hive-migrate/journal-<profile>.json, a small JSON file
+ * rewritten atomically (temp + fsync + rename + dir fsync, 0600) before and after every
+ * step of `up` and `rollback`, so that after kill -9 or a power loss the next run knows
+ * exactly what was done: `up` resumes forward, `rollback` undoes from where it stands.
+ *
+ * up's steps, in order (the journal's "step" is the last one started or finished):
+ *   start -> fingerprinted -> stopping -> stopped -> snapshotted -> chowning -> chowned
+ *   -> unified-starting -> verified -> done
+ * status: "in-progress" (up running or interrupted), "done" (migrated), "rolling-back"
+ * (rollback running or interrupted), "rolled-back" (split stack back), "rollback-failed".
+ * rollback's own progress is "rollback_step":
+ *   none -> extracted -> unified-down -> swapped -> chown-undone -> split-started -> done */
+#ifndef HM_JOURNAL_H
+#define HM_JOURNAL_H
+
+#include <limits.h>
+
+#include "../common/error.h"
+
+typedef enum hm_step {
+	HM_STEP_START = 0,
+	HM_STEP_FINGERPRINTED,
+	HM_STEP_STOPPING,
+	HM_STEP_STOPPED,
+	HM_STEP_SNAPSHOTTED,
+	HM_STEP_CHOWNING,
+	HM_STEP_CHOWNED,
+	HM_STEP_UNIFIED_STARTING,
+	HM_STEP_VERIFIED,
+	HM_STEP_DONE,
+	HM_STEP__COUNT
+} hm_step;
+
+typedef enum hm_rb_step {
+	HM_RB_NONE = 0,
+	HM_RB_EXTRACTED,
+	HM_RB_UNIFIED_DOWN,
+	HM_RB_SWAPPED,
+	HM_RB_CHOWN_UNDONE,
+	HM_RB_SPLIT_STARTED,
+	HM_RB_DONE,
+	HM_RB__COUNT
+} hm_rb_step;
+
+typedef enum hm_jstatus {
+	HM_JS_IN_PROGRESS = 0,
+	HM_JS_DONE,
+	HM_JS_ROLLING_BACK,
+	HM_JS_ROLLED_BACK,
+	HM_JS_ROLLBACK_FAILED,
+	HM_JS__COUNT
+} hm_jstatus;
+
+typedef struct hm_journal {
+	int version; /* 1 */
+	char profile[16];
+	char stack_dir[PATH_MAX];
+	hm_step step;
+	hm_jstatus status;
+	hm_rb_step rb_step;
+	long long started_at; /* unix seconds */
+	long long updated_at;
+	double stopped_at;	/* unix time (s, fractional) the split stack was stopped; 0 if not */
+	double healthy_at;	/* unix time the unified container was confirmed healthy */
+	char backup_id[40];	/* UUID of the snapshot */
+	char archive[PATH_MAX]; /* snapshot archive */
+	char manifest_sha256[65];
+	char data_dir[PATH_MAX]; /* host dir holding pgdata (the bind mount source) */
+	char pgdata[PATH_MAX];
+	char fingerprint_file[PATH_MAX];
+	char chown_file[PATH_MAX]; /* list of original owners (undo record), "" if none */
+	char env_file[PATH_MAX];
+	char template_file[PATH_MAX];
+	char unified_project[128];
+	char unified_container[128];
+	char image[256];
+	int api_port, pg_port;	      /* unified's published ports */
+	char restore_dir[PATH_MAX];   /* rollback: the archive is extracted here */
+	char displaced_dir[PATH_MAX]; /* rollback: where the replaced data dir was moved */
+	char failure[1024];	      /* why up failed ("" if it did not) */
+} hm_journal;
+
+const char *hm_step_name(hm_step s);
+const char *hm_rb_step_name(hm_rb_step s);
+const char *hm_jstatus_name(hm_jstatus s);
+/* Inverse lookups: -1 when unknown. */
+int hm_step_from_name(const char *name);
+int hm_rb_step_from_name(const char *name);
+int hm_jstatus_from_name(const char *name);
+
+/* STACK/.hive-migrate/journal-PROFILE.json into out. */
+int hm_journal_path(const char *state_dir, const char *profile, char *out, size_t outsz, hm_error *err);
+
+/* A fresh journal (step start, status in-progress, times now). */
+void hm_journal_init(hm_journal *j, const char *profile, const char *stack_dir);
+
+/* Encode / decode (pure; decode is strict: unknown step or status is HM_EXIT_CORRUPT).
+ * encode: *out malloc'd. */
+int hm_journal_encode(const hm_journal *j, char **out, hm_error *err);
+int hm_journal_decode(const char *json, const char *what, hm_journal *j, hm_error *err);
+
+/* Load from path: 0 loaded, 1 no journal there, -1 error. */
+int hm_journal_load(const char *path, hm_journal *j, hm_error *err);
+
+/* Save atomically (0600), updating updated_at. */
+int hm_journal_save(const char *path, hm_journal *j, hm_error *err);
+
+/* What a new `up` must do given an existing journal (the resume state machine). */
+typedef enum hm_resume {
+	HM_RESUME_FRESH = 0,	/* no journal, or the last run was rolled back: start from scratch */
+	HM_RESUME_RESTART,	/* interrupted before anything changed: start over (split may need a start) */
+	HM_RESUME_CONTINUE,	/* interrupted after changes: continue forward from j->step */
+	HM_RESUME_ALREADY_DONE, /* migrated already: nothing to do */
+	HM_RESUME_NEED_ROLLBACK, /* a rollback was started or failed: finish it with `rollback` first */
+} hm_resume;
+
+hm_resume hm_journal_resume_action(const hm_journal *j);
+
+/* What `rollback` must undo: 1 if the data directory may have been written by the unified
+ * container (restore the archive), 0 if not (undo ownership only, if any). */
+int hm_journal_needs_restore(const hm_journal *j);
+
+#endif

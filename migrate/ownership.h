@@ -1,0 +1,23 @@
+/* Ownership change of a data directory for the unified container (999 -> 1000 by
+ * default), with an undo record written BEFORE anything changes: one line per entry that
+ * will change, "UID GID RELPATH" (relative to the directory; "." is the directory itself).
+ * Applying and undoing are idempotent (lchown to a fixed owner), so a run killed half way
+ * is completed or undone by simply running the same step again. */
+#ifndef HM_OWNERSHIP_H
+#define HM_OWNERSHIP_H
+
+#include <sys/types.h>
+
+#include "../common/error.h"
+
+/* Walk dir and write the undo record (atomically, 0600) of every entry not owned by
+ * uid:gid. *count gets the number of entries that will change. */
+int hm_owner_plan(const char *dir, uid_t uid, gid_t gid, const char *record, long *count, hm_error *err);
+
+/* lchown every entry listed in record to uid:gid. Entries that vanished are skipped. */
+int hm_owner_apply(const char *dir, const char *record, uid_t uid, gid_t gid, hm_error *err);
+
+/* lchown every entry listed in record back to its recorded owner. */
+int hm_owner_undo(const char *dir, const char *record, hm_error *err);
+
+#endif

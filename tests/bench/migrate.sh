@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Migration benchmark (not part of `make test`): on a split stack filled with the generated
+# data set (default 1GB), measures in one run
+#   1. tar -cf - DIR | zstd -1 -T2          (the reference snapshot throughput)
+#   2. hive-migrate's snapshot              (inside `hive-migrate up`: archive + manifest + SHA-256)
+#   3. pgBackRest full backup, offline      (Debian's pgbackrest; compress-type zst level 1,
+#                                            process-max 2; may not know the PostgreSQL major)
+#   4. the downtime of `hive-migrate up`    (split stack stopped -> unified container healthy)
+# with peak memory (GNU time -v, max RSS) for each, and prints a markdown block for
+# docs/benchmarks.md ("Migration").
+# Usage: tests/bench/migrate.sh [--size 1GB] [--keep]
+# Uses the names hu-bench-* and ports 44896 (API) / 44542 (PostgreSQL); needs root, the engine
+# (tests/engine-setup.sh), the split images and the unified image.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export DOCKER_HOST=${DOCKER_HOST:-unix:///run/podman/podman.sock}
+SIZE=1GB KEEP=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) SIZE=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "migrate.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+API_PORT=44896 PG_PORT=44542 PREFIX=hu-bench- UNIFIED=hu-bench-hive-agent-unified
+WORK=$(mktemp -d /var/tmp/hu-bench.XXXXXX)
+STACK=$WORK/hu-bench-stack
+log() { printf 'bench: %s\n' "$*" >&2; }
+cleanup() {
+  docker stop -t 30 "$UNIFIED" >/dev/null 2>&1 || true
+  docker rm -f "$UNIFIED" >/dev/null 2>&1 || true
+  [ -f "$STACK/.env" ] && docker compose --project-directory "$STACK" down -t 30 >/dev/null 2>&1 || true
+  [ $KEEP = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+# max RSS in MB and wall seconds of a command (GNU time)
+measure() { # name cmd...
+  local name=$1; shift
+  /usr/bin/time -v -o "$WORK/$name.time" "$@"
+  WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$WORK/$name.time")
+  RSS=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$WORK/$name.time")
+}
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
+
+"$ROOT/fixtures/split/build-images.sh" 17 api >/dev/null
+"$ROOT/docker/build-image.sh" >/dev/null 2>&1
+make -s -C "$ROOT" hive-migrate
+HIVE_NAME_PREFIX=$PREFIX HIVE_AGENT_API_PORT=$API_PORT HIVE_AGENT_PG_PORT=$PG_PORT \
+  "$ROOT/fixtures/split/new-stack.sh" "$STACK" --profile agent >/dev/null
+"$ROOT/tests/health-pump.sh" --ensure >/dev/null 2>&1 || true
+docker compose --project-directory "$STACK" up -d >/dev/null 2>&1
+PW=$(grep '^AGENT_DB_PASSWORD=' "$STACK/.env" | cut -d= -f2)
+for _ in $(seq 1 120); do
+  PGPASSWORD=$PW /usr/bin/python3 -c "import psycopg; psycopg.connect('host=127.0.0.1 port=$PG_PORT user=agent dbname=hive_agent').close()" 2>/dev/null && break
+  sleep 1
+done
+log "filling $SIZE (fixtures/generate-data.py)"
+PGPASSWORD=$PW /usr/bin/python3 "$ROOT/fixtures/generate-data.py" --quiet --json \
+  --dsn "host=127.0.0.1 port=$PG_PORT user=agent dbname=hive_agent" --size "$SIZE" > "$WORK/fill.json"
+DATA=$STACK/data/postgres-agent
+
+# 1-3 on the stopped cluster (same directory, page cache warmed by the first read)
+docker compose --project-directory "$STACK" stop -t 30 >/dev/null 2>&1
+BYTES=$(du -sb "$DATA" | cut -f1)
+cat "$DATA"/pgdata/base/*/* > /dev/null 2>&1 || true
+log "tar | zstd -1 -T2 of $BYTES bytes"
+measure tarzstd sh -c "tar -C '$DATA' -cf - . | zstd -q -1 -T2 -o '$WORK/ref.tar.zst'"
+T_TAR=$WALL R_TAR=$RSS S_TAR=$(stat -c %s "$WORK/ref.tar.zst")
+rm -f "$WORK/ref.tar.zst"
+
+log "pgBackRest full backup (offline)"
+mkdir -p "$WORK/pgbr/repo" "$WORK/pgbr/log" "$WORK/pgbr/spool"
+cat > "$WORK/pgbr/pgbackrest.conf" <<CONF
+[global]
+repo1-path=$WORK/pgbr/repo
+log-path=$WORK/pgbr/log
+spool-path=$WORK/pgbr/spool
+lock-path=$WORK/pgbr/spool
+compress-type=zst
+compress-level=1
+process-max=2
+start-fast=y
+log-level-console=warn
+[bench]
+pg1-path=$DATA/pgdata
+CONF
+T_BR="n/a" R_BR="n/a" BR_NOTE=""
+if pgbackrest --config="$WORK/pgbr/pgbackrest.conf" --stanza=bench --no-online stanza-create >"$WORK/pgbr/out" 2>&1 &&
+   measure pgbr pgbackrest --config="$WORK/pgbr/pgbackrest.conf" --stanza=bench --no-online --type=full backup >>"$WORK/pgbr/out" 2>&1; then
+  T_BR=$WALL R_BR=$RSS
+else
+  BR_NOTE=$(grep -m1 -iE 'error|unexpected' "$WORK/pgbr/out" | cut -c1-160 || true)
+  log "pgBackRest failed: $BR_NOTE"
+fi
+
+# 4: the real migration of the filled stack (starts from the running split stack)
+docker compose --project-directory "$STACK" up -d >/dev/null 2>&1
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$API_PORT/api/v1/health" >/dev/null && break; sleep 1; done
+log "hive-migrate up"
+measure up "$ROOT/hive-migrate" up --stack "$STACK" --yes --json --quiet --container-name "$UNIFIED" \
+  --templates "$ROOT/docker/templates" > "$WORK/up.json"
+R_UP=$RSS
+read -r T_SNAP DOWNTIME ABYTES DBYTES < <(/usr/bin/python3 -c "
+import json; p = json.load(open('$WORK/up.json'))['profiles'][0]
+print(p['snapshot_seconds'], p['downtime_seconds'], p['archive_bytes'], p['data_bytes'])")
+STEPS=$(/usr/bin/python3 -c "
+import json; p = json.load(open('$WORK/up.json'))['profiles'][0]['step_seconds']
+print(', '.join(f'{k} {v:.1f} s' for k, v in p.items()))")
+"$ROOT/hive-migrate" rollback --stack "$STACK" --yes --quiet >/dev/null
+
+REF=$(mbps "$BYTES" "$T_TAR") OURS=$(mbps "$DBYTES" "$T_SNAP")
+cat <<MD
+| measurement ($SIZE data set, $(numfmt --to=iec "$BYTES") directory) | seconds | throughput | peak RSS | output |
+|---|---|---|---|---|
+| \`tar -cf - DIR \| zstd -1 -T2\` | $T_TAR | $REF MB/s | $R_TAR MB | $(numfmt --to=iec "$S_TAR") |
+| hive-migrate snapshot (tar+zstd 1, 2 threads, SHA-256 manifest) | $(printf %.2f "$T_SNAP") | $OURS MB/s ($(awk -v a="$OURS" -v b="$REF" 'BEGIN{printf "%.0f", (b>0? 100*a/b : 0)}')% of reference) | $R_UP MB (whole \`up\`) | $(numfmt --to=iec "$ABYTES") |
+| pgBackRest 2.45 full, offline, zst 1, process-max 2 | $T_BR | | $R_BR MB | ${BR_NOTE:+failed: $BR_NOTE} |
+| downtime of \`hive-migrate up\` (split stopped -> unified healthy, incl. snapshot + verify + fingerprint) | $(printf %.1f "$DOWNTIME") | | | |
+
+steps of \`up\` (seconds): $STEPS
+MD

@@ -1,0 +1,82 @@
+/* Ownership change with an undo record (migrate/ownership.c): plan, apply, apply again
+ * (idempotent, as after a crash), undo; symlinks are changed with lchown, never followed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../migrate/ownership.h"
+
+static void owner_is(const char *p, uid_t u, gid_t g)
+{
+	struct stat st;
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(st.st_uid, u);
+	assert_int_equal(st.st_gid, g);
+}
+
+static void test_plan_apply_undo(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	char dir[] = "/tmp/hm-test-owner-XXXXXX", p[512], rec[512], outside[512], link[512], cmd[600];
+	hm_error err = {0};
+	long n = 0;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof p, "%s/data", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof p, "%s/data/pgdata", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof p, "%s/data/pgdata/PG_VERSION", dir);
+	close(open(p, O_CREAT | O_WRONLY, 0600));
+	snprintf(outside, sizeof outside, "%s/outside", dir);
+	close(open(outside, O_CREAT | O_WRONLY, 0600));
+	snprintf(link, sizeof link, "%s/data/pgdata/link", dir);
+	assert_int_equal(symlink(outside, link), 0);
+	snprintf(cmd, sizeof cmd, "chown -hR 999:999 %s/data && chown 5:5 %s", dir, outside);
+	assert_int_equal(system(cmd), 0);
+	snprintf(p, sizeof p, "%s/data/pgdata/PG_VERSION", dir);
+	assert_int_equal(chown(p, 999, 998), 0); /* a different group must come back too */
+	snprintf(rec, sizeof rec, "%s/owners.txt", dir);
+	snprintf(p, sizeof p, "%s/data", dir);
+	assert_int_equal(hm_owner_plan(p, 1000, 1000, rec, &n, &err), 0);
+	assert_int_equal(n, 4); /* data, pgdata, PG_VERSION, link */
+	assert_int_equal(hm_owner_apply(p, rec, 1000, 1000, &err), 0);
+	assert_int_equal(hm_owner_apply(p, rec, 1000, 1000, &err), 0); /* again: idempotent */
+	owner_is(p, 1000, 1000);
+	owner_is(link, 1000, 1000);
+	owner_is(outside, 5, 5); /* the symlink's target is not touched */
+	assert_int_equal(hm_owner_undo(p, rec, &err), 0);
+	owner_is(p, 999, 999);
+	owner_is(link, 999, 999);
+	char f[512];
+	snprintf(f, sizeof f, "%s/data/pgdata/PG_VERSION", dir);
+	owner_is(f, 999, 998);
+	/* a second plan after the change lists nothing left to do */
+	assert_int_equal(hm_owner_plan(p, 999, 999, rec, &n, &err), 0);
+	assert_int_equal(n, 1); /* only PG_VERSION (group 998) */
+	/* a damaged record is an error */
+	FILE *fp = fopen(rec, "w");
+	fputs("garbage\n", fp);
+	fclose(fp);
+	assert_int_equal(hm_owner_undo(p, rec, &err), -1);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_plan_apply_undo)};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

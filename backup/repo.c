@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,26 +15,6 @@
 #include <uuid/uuid.h>
 
 #include "../common/fsutil.h"
-
-/* nftw callback: remove one entry (children come first with FTW_DEPTH). */
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		return rmdir(path);
-	return unlink(path);
-}
-
-int hm_rmtree(const char *path, hm_error *err)
-{
-	struct stat st;
-	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? 0 : hm_error_errno(err, errno, "stat", path);
-	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
-		return hm_error_errno(err, errno, "remove", path);
-	return 0;
-}
 
 /* Delete everything under REPO/.tmp (caller holds the lock, so nothing there is live). */
 static int clear_tmp(const hm_repo *r, hm_error *err)

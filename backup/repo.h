@@ -54,9 +54,6 @@ int hm_repo_commit(const hm_repo *r, const char *partial, const char *id, hm_err
  * delete the files. 0 or -1. */
 int hm_repo_remove(const hm_repo *r, const char *id, hm_error *err);
 
-/* Remove a directory tree (no symlinks followed). 0 or -1. */
-int hm_rmtree(const char *path, hm_error *err);
-
 /* A new backup id for time t ("20261127T001500.123Z-1a2b3c4d": UTC, milliseconds, the
  * uuid's first 8 hex digits; sorts by start) and the full uuid. */
 void hm_repo_new_id(time_t t, char id[64], char uuid[40]);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../common/fsutil.h"
+#include "../common/process.h"
 #include "../common/progress.h"
 #include "verify.h"
 
@@ -120,50 +121,21 @@ fail:
 	return -1;
 }
 
-/* Run argv (no shell); capture up to outsz-1 bytes of stdout+stderr into out. Returns the
- * exit status, or -1 if it could not run. */
+/* Run argv (no shell); capture up to outsz-1 bytes of stdout then stderr into out.
+ * Returns the exit status, or -1 if it could not run. */
 static int run_capture(char *const argv[], char *out, size_t outsz)
 {
-	int pfd[2];
-	if (pipe(pfd) != 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		close(pfd[0]);
-		close(pfd[1]);
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	size_t n = 0;
-	char sink[4096];
-	for (;;) {
-		int into_out = out && n + 1 < outsz;
-		ssize_t k = into_out ? read(pfd[0], out + n, outsz - 1 - n) : read(pfd[0], sink, sizeof sink);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		if (into_out)
-			n += (size_t)k;
-	}
-	close(pfd[0]);
+	hm_proc_result r;
+	hm_error ignored;
 	if (out && outsz)
-		out[n < outsz ? n : outsz - 1] = '\0';
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		out[0] = '\0';
+	if (hm_proc_run(argv, &r, &ignored) != 0)
+		return -1;
+	if (out && outsz)
+		snprintf(out, outsz, "%s%s", r.out ? r.out : "", r.errout ? r.errout : "");
+	int status = r.status;
+	hm_proc_result_free(&r);
+	return status;
 }
 
 /* Trim trailing whitespace. */

@@ -15,7 +15,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -813,14 +812,6 @@ int hm_archive_read_metadata(const char *archive_path, char **json, hm_error *er
 	return rc;
 }
 
-/* nftw callback removing everything (depth first). */
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
 int hm_archive_extract(const char *archive_path, const char *destdir, hm_progress *progress,
 		       hm_archive_stats *stats, hm_error *err)
 {
@@ -841,8 +832,10 @@ int hm_archive_extract(const char *archive_path, const char *destdir, hm_progres
 		return hm_error_errno(err, errno, "create directory", destdir);
 	}
 	rc = scan(archive_path, &x, progress, stats, NULL, err);
-	if (rc != 0) /* only what this call created is below destdir */
-		nftw(destdir, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
+	if (rc != 0) { /* only what this call created is below destdir */
+		hm_error ignored;
+		hm_rmtree(destdir, &ignored);
+	}
 	hm_manifest_free(&manifest);
 	return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -155,5 +156,23 @@ int hm_path_join(char *out, size_t outsz, const char *a, const char *b, hm_error
 	int n = snprintf(out, outsz, "%s%s%s", a, (la && a[la - 1] == '/') ? "" : "/", b);
 	if (n < 0 || (size_t)n >= outsz)
 		return hm_error_set(err, HM_EXIT_INPUT, "path too long: \"%s/%s\"", a, b);
+	return 0;
+}
+
+/* nftw callback: children come first with FTW_DEPTH, so directories are empty by then. */
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+int hm_rmtree(const char *path, hm_error *err)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : hm_error_errno(err, errno, "stat", path);
+	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
+		return hm_error_errno(err, errno, "remove", path);
 	return 0;
 }

@@ -25,6 +25,10 @@ int hm_mkdir_p(const char *path, mode_t mode, hm_error *err);
  * Refuses files over max bytes. 0 or -1. */
 int hm_read_file(const char *path, size_t max, char **out, size_t *len, hm_error *err);
 
+/* Remove a directory tree without following symlinks; a missing path is not an error.
+ * 0 or -1 with err set. */
+int hm_rmtree(const char *path, hm_error *err);
+
 /* Join two path parts into out (size outsz); -1 with err set if it does not fit. */
 int hm_path_join(char *out, size_t outsz, const char *a, const char *b, hm_error *err);
 

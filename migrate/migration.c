@@ -5,7 +5,6 @@
 #include "migration.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -132,14 +131,6 @@ int hm_mig_write_env(const hm_mig *m, const char *path, const char *backup_passw
 	return hm_write_file_atomic(path, buf, len, 0600, err);
 }
 
-/* nftw callback: remove depth-first. */
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
 /* Does path exist (without following a final symlink)? */
 static int exists(const char *p)
 {
@@ -239,7 +230,8 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 						     "move it away, then run hive-migrate rollback again");
 			hm_mig_log(m, "removing the incomplete extraction \"%s\" of an interrupted rollback",
 				   restore_dir);
-			nftw(restore_dir, rm_cb, 32, FTW_DEPTH | FTW_PHYS);
+			if (hm_rmtree(restore_dir, err) != 0)
+				return -1;
 		}
 		snprintf(j->restore_dir, sizeof j->restore_dir, "%s", restore_dir);
 		if (hm_mig_save(m, err) != 0)
@@ -354,7 +346,10 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 				   j->displaced_dir);
 		} else {
 			hm_mig_log(m, "removing %s (the failed attempt's data directory)", j->displaced_dir);
-			nftw(j->displaced_dir, rm_cb, 32, FTW_DEPTH | FTW_PHYS);
+			hm_error rm_err;
+			if (hm_rmtree(j->displaced_dir, &rm_err) != 0)
+				hm_mig_log(m, "could not remove %s: %s (delete it by hand)", j->displaced_dir,
+					   rm_err.message);
 		}
 	}
 	j->rb_step = HM_RB_DONE;

@@ -16,92 +16,30 @@
 
 #include <libpq-fe.h>
 
+#include "../common/process.h"
+
 int hm_pf_run_capture(char *const argv[], char **out, size_t max, int *status, char *errbuf, size_t errsz,
 		      hm_error *err)
 {
-	int po[2] = {-1, -1}, pe[2] = {-1, -1};
-	size_t len = 0, elen = 0;
-	char *buf = malloc(max + 1);
+	hm_proc_result r;
 	*out = NULL;
 	*status = -1;
 	if (errbuf && errsz)
 		errbuf[0] = '\0';
-	if (!buf)
+	if (hm_proc_run(argv, &r, err) != 0)
+		return -1;
+	*status = r.status;
+	if (errbuf && errsz && r.errout) {
+		snprintf(errbuf, errsz, "%s", r.errout);
+		errbuf[strcspn(errbuf, "\n")] = '\0';
+	}
+	if (r.out && strlen(r.out) > max)
+		r.out[max] = '\0';
+	*out = r.out ? r.out : strdup("");
+	r.out = NULL;
+	hm_proc_result_free(&r);
+	if (!*out)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory running %s", argv[0]);
-	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC)) {
-		int e = errno;
-		free(buf);
-		if (po[0] >= 0) {
-			close(po[0]);
-			close(po[1]);
-		}
-		return hm_error_set(err, HM_EXIT_IO, "cannot create a pipe: %s", strerror(e));
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		free(buf);
-		close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-		return hm_error_set(err, HM_EXIT_IO, "cannot fork: %s", strerror(e));
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-	int open_fds = 2;
-	char tmp[4096];
-	while (open_fds > 0) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			ssize_t n = read(fds[i].fd, tmp, sizeof tmp);
-			if (n <= 0) {
-				if (n < 0 && errno == EINTR)
-					continue;
-				close(fds[i].fd);
-				fds[i].fd = -1;
-				open_fds--;
-				continue;
-			}
-			if (i == 0) {
-				size_t take = (size_t)n <= max - len ? (size_t)n : max - len;
-				memcpy(buf + len, tmp, take);
-				len += take;
-			} else if (errbuf && elen + 1 < errsz) {
-				size_t take = (size_t)n < errsz - 1 - elen ? (size_t)n : errsz - 1 - elen;
-				memcpy(errbuf + elen, tmp, take);
-				elen += take;
-				errbuf[elen] = '\0';
-			}
-		}
-	}
-	for (int i = 0; i < 2; i++)
-		if (fds[i].fd >= 0)
-			close(fds[i].fd);
-	int ws = 0;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-	buf[len] = '\0';
-	if (errbuf) {
-		char *nl = strchr(errbuf, '\n');
-		if (nl)
-			*nl = '\0';
-	}
-	*out = buf;
 	return 0;
 }
 

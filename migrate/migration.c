@@ -165,8 +165,7 @@ static int unified_down(hm_mig *m, hm_error *err)
 	return 0;
 }
 
-/* Connection parameters of the split stack's database. */
-static hm_pg_params split_params(const hm_mig *m)
+hm_pg_params hm_mig_split_params(const hm_mig *m)
 {
 	hm_pg_params p = {m->stack.pg_host[0] ? m->stack.pg_host : "127.0.0.1",
 			  m->stack.pg_port,
@@ -180,7 +179,7 @@ static hm_pg_params split_params(const hm_mig *m)
 /* The split stack is healthy and (when compare != 0) holds the fingerprinted data. */
 static int split_confirm(hm_mig *m, int compare, hm_error *err)
 {
-	hm_pg_params p = split_params(m);
+	hm_pg_params p = hm_mig_split_params(m);
 	if (hm_wait_healthy("the split stack", m->stack.api_port, &p, m->health_timeout, err) != 0)
 		return -1;
 	if (!compare || !m->j.fingerprint_file[0] || !exists(m->j.fingerprint_file))

@@ -10,6 +10,7 @@
 
 #include "../common/error.h"
 #include "../common/lock.h"
+#include "health.h"
 #include "journal.h"
 #include "stack.h"
 
@@ -37,6 +38,9 @@ void hm_mig_unlock(hm_mig *m);
 int hm_mig_save(hm_mig *m, hm_error *err);
 
 /* One progress line on stderr: "hive-migrate: [profile] message". */
+/* Connection parameters of the split stack's database (its published port, its credentials). */
+hm_pg_params hm_mig_split_params(const hm_mig *m);
+
 void hm_mig_log(const hm_mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Fault injection for tests: when HIVE_MIGRATE_FAULT equals `point` (e.g. "after:snapshot"),

@@ -165,18 +165,6 @@ static hm_pg_params unified_params(const hm_mig *m)
 	return p;
 }
 
-/* The split stack's database. */
-static hm_pg_params split_params(const hm_mig *m)
-{
-	hm_pg_params p = {m->stack.pg_host[0] ? m->stack.pg_host : "127.0.0.1",
-			  m->stack.pg_port,
-			  m->stack.db_user,
-			  m->stack.db_name,
-			  m->stack.db_password,
-			  5};
-	return p;
-}
-
 /* Everything `check` checks, plus what up itself needs (image, ports, a running stack).
  * Refusals are HM_EXIT_PREFLIGHT; nothing has changed when this fails. */
 static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
@@ -188,7 +176,7 @@ static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
 	po.data_dir = m->stack.pgdata;
 	po.image = m->j.image;
 	po.snapshot_dir = o->archive_dir ? o->archive_dir : m->stack_dir;
-	po.host = split_params(m).host;
+	po.host = hm_mig_split_params(m).host;
 	po.port = m->stack.pg_port;
 	po.user = m->stack.db_user;
 	po.dbname = m->stack.db_name;
@@ -305,7 +293,7 @@ static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
 			   "stopping "
 			   "it again",
 			   hm_db_state_name(pc->state));
-		hm_pg_params p = split_params(m);
+		hm_pg_params p = hm_mig_split_params(m);
 		if (hm_compose_split_start(m->stack_dir, m->profile, err) != 0 ||
 		    hm_wait_healthy("the split database", 0, &p, m->health_timeout, err) != 0)
 			return -1;
@@ -631,7 +619,7 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			goto out;
 		if (action == HM_RESUME_RESTART) {
 			hm_mig_log(&m, "an interrupted run stopped before changing anything: starting over");
-			hm_pg_params sp = split_params(&m);
+			hm_pg_params sp = hm_mig_split_params(&m);
 			if (!hm_pg_healthy(&sp, NULL, 0) &&
 			    (hm_compose_split_start(m.stack_dir, profile, &err) != 0 ||
 			     hm_wait_healthy("the split stack", m.stack.api_port, &sp, m.health_timeout,
@@ -660,7 +648,7 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			goto out;
 
 		/* step 2: fingerprint while the old server runs */
-		hm_pg_params sp = split_params(&m);
+		hm_pg_params sp = hm_mig_split_params(&m);
 		json_object *fp = NULL;
 		hm_mig_log(&m, "fingerprinting every table (rows and content digest)");
 		if (hm_fingerprint_take(&sp, &fp, &err) != 0) {

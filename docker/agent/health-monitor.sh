@@ -1,0 +1,1 @@
+../common/health-monitor.sh

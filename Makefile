@@ -16,7 +16,7 @@ UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all install test unit fuzz e2e engine asan valgrind demo bench format format-check clean
+.PHONY: all install test unit fuzz e2e engine asan valgrind demo demo-clean bench format format-check clean
 
 all: hive-migrate
 
@@ -119,3 +119,10 @@ $(UNIFIED_PROFILES:%=%-shell): %-shell:
 $(UNIFIED_PROFILES:%=%-psql): %-psql:
 	$(UNIFIED_ENV) docker exec -it $(UNIFIED_NAME) sh -c 'psql -h /var/run/postgresql -U "$$HIVE_DB_USER" -d "$$HIVE_DB_NAME"'
 # --- end unified container ---
+
+# Remove what `make demo` created (its containers and ./demo-work).
+demo-clean:
+	-DOCKER_HOST=unix:///run/podman/podman.sock docker compose --project-directory demo-work down -t 30
+	-DOCKER_HOST=unix:///run/podman/podman.sock docker stop -t 30 hive-agent-unified
+	-DOCKER_HOST=unix:///run/podman/podman.sock docker rm -f hive-agent-unified
+	rm -rf demo-work

@@ -93,10 +93,10 @@ static int cmd_list(const bk_args *a)
 									   JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(arr);
 	} else {
-		printf("%-27s %-20s %-8s %10s  %s\n", "ID", "TIME (UTC)", "KIND", "SIZE", "VERIFIED");
+		printf("%-29s %-20s %-8s %10s  %s\n", "ID", "TIME (UTC)", "KIND", "SIZE", "VERIFIED");
 		for (size_t i = 0; i < n; i++) {
 			char ts[32], sz[32];
-			printf("%-27s %-20s %-8s %10s  %s\n", v[i].id,
+			printf("%-29s %-20s %-8s %10s  %s\n", v[i].id,
 			       hm_time_iso(v[i].start_time, ts, sizeof ts), v[i].kind,
 			       hm_progress_bytes(v[i].archive_size, sz, sizeof sz),
 			       v[i].verified == 1   ? "yes"

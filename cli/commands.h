@@ -4,7 +4,7 @@
 #define HM_COMMANDS_H
 
 int hm_cmd_check(int argc, char **argv);    /* migrate/check.c */
-int hm_cmd_up(int argc, char **argv);       /* migrate/up.c */
+int hm_cmd_up(int argc, char **argv);	    /* migrate/up.c */
 int hm_cmd_rollback(int argc, char **argv); /* migrate/rollback.c */
 int hm_cmd_backup(int argc, char **argv);   /* backup/backup.c */
 int hm_cmd_backups(int argc, char **argv);  /* backup/backups.c: list/show/verify/restore/prune */

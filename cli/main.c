@@ -1,6 +1,8 @@
 /* hive-migrate: entry point and command dispatch. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/exitcode.h"
 #include "../common/version.h"
@@ -40,8 +42,20 @@ int hm_cmd_not_implemented(const char *name)
 	return HM_EXIT_NOT_IMPLEMENTED;
 }
 
+/* The docker CLI talks to /var/run/docker.sock unless DOCKER_HOST says otherwise. Where no
+ * Docker engine runs but podman serves its Docker-compatible API, point the CLI there, so
+ * that a bare `hive-migrate up` works on both kinds of host. */
+static void default_docker_host(void)
+{
+	if (getenv("DOCKER_HOST") || access("/var/run/docker.sock", F_OK) == 0)
+		return;
+	if (access("/run/podman/podman.sock", F_OK) == 0)
+		setenv("DOCKER_HOST", "unix:///run/podman/podman.sock", 0);
+}
+
 int main(int argc, char **argv)
 {
+	default_docker_host();
 	if (argc < 2) {
 		usage(stderr);
 		return HM_EXIT_USAGE;

@@ -8,14 +8,13 @@
 #include "exitcode.h"
 
 typedef struct hm_error {
-	hm_exit code;       /* exit code the command should end with */
+	hm_exit code;	    /* exit code the command should end with */
 	char message[1024]; /* lower case, names the path and the cause */
-	char hint[512];     /* what the user can do about it ("" if nothing) */
+	char hint[512];	    /* what the user can do about it ("" if nothing) */
 } hm_error;
 
 /* Set code and message (printf-style); clears the hint. Returns -1 for `return hm_error_set(...)`. */
-int hm_error_set(hm_error *err, hm_exit code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int hm_error_set(hm_error *err, hm_exit code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Set the hint line of an error already set. Returns -1. */
 int hm_error_hint(hm_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

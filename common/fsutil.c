@@ -122,7 +122,8 @@ int hm_read_file(const char *path, size_t max, char **out, size_t *len, hm_error
 			if (!nb) {
 				free(buf);
 				fclose(f);
-				return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory reading \"%s\"", path);
+				return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory reading \"%s\"",
+						    path);
 			}
 			buf = nb;
 		}

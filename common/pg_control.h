@@ -96,5 +96,4 @@ const char *hm_pg_control_fault_code(hm_pg_control_fault fault);
 /* Major (15..18) of a known catalog version, 0 if unknown. */
 int hm_pg_major_for_catalog(uint32_t catalog);
 
-
 #endif

@@ -11,7 +11,7 @@
 # Part B (BENCH_PG17=1): the unified container (localhost/hive-unified:17) filled with
 #   fixtures/generate-data.py --size 1GB; hive-migrate vs the image's own pg_basebackup 17
 #   (pgBackRest 2.45 cannot back up 17).
-# Ports: 45532 (PG in part B), 45432 (part A); containers hb-bench-*; data under $BENCH_DIR.
+# Ports: 25532 (PG in part B), 25432 (part A); containers hb-bench-*; data under $BENCH_DIR.
 # Output: a markdown table on stdout (paste into docs/benchmarks.md, section "Backup").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +20,7 @@ RUNS=${RUNS:-3}
 SCALE=${SCALE:-70}                       # pgbench scale: 70 ~ 1.05 GB
 BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/hb-bench.XXXXXX)}
 PGBIN=/usr/lib/postgresql/15/bin
-PORT=${BENCH_PORT:-45432}
+PORT=${BENCH_PORT:-25432}
 PW="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export PGPASSWORD="$PW" HIVE_BACKUP_PASSWORD="$PW"
 
@@ -143,11 +143,11 @@ if [ -n "${BENCH_PG17:-}" ]; then
 	mkdir -p "$BENCH_DIR/pg17"; chown 1000:1000 "$BENCH_DIR/pg17"
 	docker rm -f hb-bench-pg17 >/dev/null 2>&1 || true
 	docker run -d --name hb-bench-pg17 -e HIVE_PROFILE=agent -e HIVE_DB_PASSWORD="$PW" -e HIVE_BACKUP_PASSWORD="$PW" \
-		-e HIVE_API_PORT=45886 -p 127.0.0.1:45532:5432 -v "$BENCH_DIR/pg17:/var/lib/postgresql/data" \
+		-e HIVE_API_PORT=25886 -p 127.0.0.1:25532:5432 -v "$BENCH_DIR/pg17:/var/lib/postgresql/data" \
 		localhost/hive-unified:17 >/dev/null
-	for _ in $(seq 120); do pg_isready -q -h 127.0.0.1 -p 45532 && psql -h 127.0.0.1 -p 45532 -U agent -d hive_agent -qAtc "select 1" >/dev/null 2>&1 && break; sleep 1; done
-	/usr/bin/python3 "$ROOT/fixtures/generate-data.py" --dsn "host=127.0.0.1 port=45532 user=agent dbname=hive_agent" --size 1GB --seed 1 >&2
-	psql -h 127.0.0.1 -p 45532 -U agent -d hive_agent -qc "CHECKPOINT" >/dev/null 2>&1 || true  # needs pg_checkpoint; BASE_BACKUP checkpoints anyway
+	for _ in $(seq 120); do pg_isready -q -h 127.0.0.1 -p 25532 && psql -h 127.0.0.1 -p 25532 -U agent -d hive_agent -qAtc "select 1" >/dev/null 2>&1 && break; sleep 1; done
+	/usr/bin/python3 "$ROOT/fixtures/generate-data.py" --dsn "host=127.0.0.1 port=25532 user=agent dbname=hive_agent" --size 1GB --seed 1 >&2
+	psql -h 127.0.0.1 -p 25532 -U agent -d hive_agent -qc "CHECKPOINT" >/dev/null 2>&1 || true  # needs pg_checkpoint; BASE_BACKUP checkpoints anyway
 	DB_BYTES=$(( $(size_of "$BENCH_DIR/pg17/pgdata") - $(size_of "$BENCH_DIR/pg17/pgdata/pg_wal") ))
 	echo
 	echo "| tool (PostgreSQL 17 + pgvector, $(mb "$DB_BYTES") MB data dir without pg_wal) | seconds (median of $RUNS) | MB/s | archive MB | peak RSS MB |"
@@ -155,7 +155,7 @@ if [ -n "${BENCH_PG17:-}" ]; then
 	secs=""; rss=""
 	for i in $(seq "$RUNS"); do
 		rm -rf "$BENCH_DIR/hm-repo17"
-		read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo17" --host 127.0.0.1 --port 45532 --quiet)
+		read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo17" --host 127.0.0.1 --port 25532 --quiet)
 		secs="$secs $s"; rss="$rss $r"
 	done
 	row "hive-migrate backup" "$secs" "$rss" "$(size_of "$BENCH_DIR/hm-repo17")"

@@ -9,7 +9,7 @@
 # with peak memory (GNU time -v, max RSS) for each, and prints a markdown block for
 # docs/benchmarks.md ("Migration").
 # Usage: tests/bench/migrate.sh [--size 1GB] [--keep]
-# Uses the names hu-bench-* and ports 44896 (API) / 44542 (PostgreSQL); needs root, the engine
+# Uses the names hu-bench-* and ports 24896 (API) / 24542 (PostgreSQL); needs root, the engine
 # (tests/engine-setup.sh), the split images and the unified image.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) echo "migrate.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-API_PORT=44896 PG_PORT=44542 PREFIX=hu-bench- UNIFIED=hu-bench-hive-agent-unified
+API_PORT=24896 PG_PORT=24542 PREFIX=hu-bench- UNIFIED=hu-bench-hive-agent-unified
 WORK=$(mktemp -d /var/tmp/hu-bench.XXXXXX)
 STACK=$WORK/hu-bench-stack
 log() { printf 'bench: %s\n' "$*" >&2; }

@@ -7,7 +7,7 @@
 #    the searches again with the container capped at 512 MB and 256 MB (podman update)
 #  - knowledge search through the API at 100k x 384-d random vectors (COPY, HNSW build,
 #    200 searches k=10): p50/p95/p99
-# Containers hd-bench-*, ports 41886 (unified API), 41532 (unified PG), 41887/41533 (split).
+# Containers hd-bench-*, ports 21886 (unified API), 21532 (unified PG), 21887/21533 (split).
 # Results: printed as markdown and saved to tests/bench/results/unified-<time>.json.
 # Usage: tests/bench/unified.sh [ROWS]     (default 100000)
 set -euo pipefail
@@ -22,7 +22,7 @@ import http.client, json, os, random, statistics, subprocess, sys, tempfile, tim
 from pathlib import Path
 
 ROOT, ROWS = Path(sys.argv[1]), int(sys.argv[2])
-NAME, PORT, PGPORT = "hd-bench-unified", 41886, 41532
+NAME, PORT, PGPORT = "hd-bench-unified", 21886, 21532
 PW = "bench-" + os.urandom(6).hex()
 work = Path(tempfile.mkdtemp(prefix="hd-bench-"))
 data = work / "data"; data.mkdir(); os.chown(data, 1000, 1000)
@@ -175,18 +175,18 @@ finally:
 split = ROOT / "fixtures/split/new-stack.sh"
 if split.exists():
     sd = work / "split"
-    senv = dict(os.environ, HIVE_NAME_PREFIX="hd-bench-", HIVE_AGENT_API_PORT="41887",
-                HIVE_AGENT_PG_PORT="41533", COMPOSE_PROJECT_NAME="hd-bench-split")
+    senv = dict(os.environ, HIVE_NAME_PREFIX="hd-bench-", HIVE_AGENT_API_PORT="21887",
+                HIVE_AGENT_PG_PORT="21533", COMPOSE_PROJECT_NAME="hd-bench-split")
     sh(split, sd, "--profile", "agent", env=senv)
     os.chmod(sd / "data/postgres-agent", 0o777)
     def scompose(*a, check=True):
         return sh("docker", "compose", "--project-directory", sd, *a, env=senv, check=check)
     try:
         t0 = time.monotonic(); scompose("up", "-d")
-        res["split_healthy_fresh_s"] = round(until_healthy(41887, t0), 2)
+        res["split_healthy_fresh_s"] = round(until_healthy(21887, t0), 2)
         scompose("stop", "-t", "30")
         t0 = time.monotonic(); scompose("up", "-d")
-        res["split_healthy_restart_s"] = round(until_healthy(41887, t0), 2)
+        res["split_healthy_restart_s"] = round(until_healthy(21887, t0), 2)
         res["split_mem"] = {n: mem(n)["usage_mb"] for n in ("hd-bench-hive-postgres-agent", "hd-bench-hive-agent-api")}
     finally:
         scompose("down", "-t", "30", check=False)

@@ -1,5 +1,5 @@
 """Helpers for tests/e2e/test_up.py and test_rollback.py: a filled split stack under the
-"hu-" prefix on ports 44886 (API) / 44532 (PostgreSQL), and runs of `hive-migrate up` /
+"hu-" prefix on ports 24886 (API) / 24532 (PostgreSQL), and runs of `hive-migrate up` /
 `rollback` against it with the unified container named hu-hive-agent-unified."""
 import json
 import os
@@ -11,8 +11,8 @@ from conftest import HM, ROOT, run, wait_until
 from splitstack import SplitStack, ensure_images
 
 PREFIX = "hu-"
-API_PORT = 44886
-PG_PORT = 44532
+API_PORT = 24886
+PG_PORT = 24532
 UNIFIED = "hu-hive-agent-unified"
 IMAGE = "localhost/hive-unified:17"
 BROKEN_IMAGE = "localhost/hive-unified:broken"
@@ -52,7 +52,7 @@ def ensure_broken_image():
 
 
 def new_stack(tmp, fill="2MB"):
-    """A created, started and filled agent split stack (prefix hu-, ports 44886/44532). The
+    """A created, started and filled agent split stack (prefix hu-, ports 24886/24532). The
     directory is named hu-stack so that its compose project ("hu-stack") never collides
     with another test's stack (a project named after a plain "stack" directory would)."""
     ensure_images(pg=(17,))

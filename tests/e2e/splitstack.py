@@ -3,7 +3,7 @@
     from splitstack import SplitStack, ensure_images
     ensure_images(pg=(17,))                      # fixtures/split/build-images.sh 17 api
     s = SplitStack(tmp_path / "stack", profile="agent", name_prefix="hf-",
-                   ports={"agent_api": 42886, "agent_pg": 42532})
+                   ports={"agent_api": 22886, "agent_pg": 22532})
     s.create(); s.up(); s.fill("5MB", seed=1)
     before = s.fingerprint()
     s.stop()                                     # docker compose stop -t 30

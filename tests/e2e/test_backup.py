@@ -1,7 +1,7 @@
 """End-to-end tests of `hive-migrate backup`, `backups ...` and `status` against the real unified
 container (PostgreSQL 17 + pgvector + the API, localhost/hive-unified:17) started from
-docker/templates/agent.yml, while the API writes. Containers are named hb-*, host ports 45886
-(API) and 45532 (PostgreSQL), all data in tmp_path; everything is removed in teardown.
+docker/templates/agent.yml, while the API writes. Containers are named hb-*, host ports 25886
+(API) and 25532 (PostgreSQL), all data in tmp_path; everything is removed in teardown.
 """
 import fcntl
 import hashlib
@@ -20,7 +20,7 @@ from unified_helpers import (IMAGE, build_image, compose, docker, healthy, http,
 
 NAME = "hb-agent-unified"
 RESTORED = "hb-restored"
-API_PORT, PG_PORT = 45886, 45532
+API_PORT, PG_PORT = 25886, 25532
 DB_PASSWORD = "Hb-db-pw-3e1f"
 BACKUP_PASSWORD = "Hb-backup-pw-7c9d"
 TEMPLATE = ROOT / "docker" / "templates" / "agent.yml"

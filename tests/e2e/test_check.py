@@ -5,7 +5,7 @@
   verdict "error", exit 12, JSON with a stable problem code, and one clear line without
   --json; usage errors exit 2;
 - the real pg_control samples of fixtures/pgdata (15, 17, 17 crashed, 18);
-- a real split stack (PostgreSQL 17 + pgvector, dev prefix "hc-", ports 43886/43532):
+- a real split stack (PostgreSQL 17 + pgvector, dev prefix "hc-", ports 23886/23532):
   running, filled, then stopped cleanly: compatible with a 17 target, incompatible with
   18 (by --target-major and by --image), and the live check via --stack lists the
   databases and the pgvector version.
@@ -22,7 +22,7 @@ import pytest
 from conftest import HM, ROOT, hm, run
 
 PREFIX = "hc-"
-PORTS = {"agent_api": 43886, "agent_pg": 43532}
+PORTS = {"agent_api": 23886, "agent_pg": 23532}
 SAMPLES = ROOT / "fixtures" / "pgdata"
 SEEDS = ROOT / "tests" / "fuzz" / "fuzz_pg_control.seeds"
 

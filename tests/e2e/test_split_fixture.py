@@ -3,7 +3,7 @@ depends_on: service_healthy, its API is healthy, the generator fills it, and
 `compose stop -t 30` leaves a cleanly shut-down data directory. Also PostgreSQL 18's image.
 
 Dev prefix and ports (so this never collides with other stacks on the machine):
-HIVE_NAME_PREFIX=hf-, agent API 42886 / PG 42532, genie API 42887 / PG 42533.
+HIVE_NAME_PREFIX=hf-, agent API 22886 / PG 22532, genie API 22887 / PG 22533.
 """
 import os
 import stat
@@ -13,7 +13,7 @@ import pytest
 from splitstack import SplitStack, read_pg_state  # noqa: F401  (tests/e2e is on sys.path)
 
 PREFIX = "hf-"
-PORTS = {"agent_api": 42886, "genie_api": 42887, "agent_pg": 42532, "genie_pg": 42533}
+PORTS = {"agent_api": 22886, "genie_api": 22887, "agent_pg": 22532, "genie_pg": 22533}
 
 
 def test_split_stack_both_profiles_fill_and_clean_stop(make_split_stack):

@@ -1,6 +1,6 @@
 """End-to-end tests of the unified container (docker/): PostgreSQL 17 + pgvector + the hive
 API under supervisord in one container, on the real engine (podman via the docker CLI and
-compose v2). Containers are named hd-*, host ports 41886/41887 (API) and 41532/41533 (PG), data
+compose v2). Containers are named hd-*, host ports 21886/21887 (API) and 21532/21533 (PG), data
 in tmp_path; everything is removed in fixture teardown."""
 import os
 import subprocess
@@ -14,8 +14,8 @@ from unified_helpers import (BACKUP_PASSWORD, DOCKER, IMAGE, PASSWORD, build_ima
                              pg_state, psql, rm_containers, system_identifier, wait_healthy)
 
 AGENT, GENIE = "hd-agent-unified", "hd-genie-unified"
-AGENT_PORT, GENIE_PORT = 41886, 41887
-AGENT_PG_PORT, GENIE_PG_PORT = 41532, 41533
+AGENT_PORT, GENIE_PORT = 21886, 21887
+AGENT_PG_PORT, GENIE_PG_PORT = 21532, 21533
 COMPOSE = {p: DOCKER / p / "docker-compose.unified.yml" for p in ("agent", "genie")}
 TEMPLATES = {p: DOCKER / "templates" / f"{p}.yml" for p in ("agent", "genie")}
 CRASH_MARKERS = ("database system was not properly shut down", "redo starts")

@@ -66,7 +66,7 @@ def test_up_migrates_every_row(split_running, tmp_path):
     assert s.state(role="postgres") == "exited"
     assert container_state(UNIFIED) == "running"
     assert unified_healthy()
-    assert s.fingerprint() == s.before          # same port 44532, now the unified container
+    assert s.fingerprint() == s.before          # same port 24532, now the unified container
     assert os.stat(s.data_dir()).st_uid == 1000
     j = journal(s)
     assert j["status"] == "done" and j["step"] == "done"
@@ -130,12 +130,12 @@ def test_wrong_credentials_refused(split_running):
 
 def test_incompatible_major_refused(engine, tmp_path):
     """A PostgreSQL 18 split stack cannot move onto the 17 unified image: refused by the
-    preflight with what to do, the stack untouched (own names/ports: hu-pg18-, 44887/44533)."""
+    preflight with what to do, the stack untouched (own names/ports: hu-pg18-, 24887/24533)."""
     from splitstack import SplitStack, ensure_images
     from migrate_helpers import TEMPLATES, hm_run
     ensure_images(pg=(18,))
     s18 = SplitStack(tmp_path / "hu-pg18-stack", profile="agent", pg=18, name_prefix="hu-pg18-",
-                     ports={"agent_api": 44887, "agent_pg": 44533})
+                     ports={"agent_api": 24887, "agent_pg": 24533})
     s18.down()
     try:
         s18.create()

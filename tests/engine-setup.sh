@@ -37,11 +37,23 @@ if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
   printf '%s\n' "$want" > "$conf"
 fi
 
-# Docker-compatible API socket.
+# Docker-compatible API socket. A service left running from a directory that was deleted
+# since (an earlier CI clone) cannot start containers: replace it.
+for pid in $(pgrep -f "podman system service" || true); do
+  case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in
+    *"(deleted)") log "restarting podman system service (its directory was deleted)"; kill "$pid" ;;
+  esac
+done
+for pid in $(pgrep -f "podman system service" || true); do
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+done
 if ! curl -s --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
   log "starting podman system service on $SOCK"
   mkdir -p /run/podman
-  nohup podman system service --time=0 "unix://$SOCK" >/var/log/podman-service.log 2>&1 &
+  # From / and in its own session: it outlives this script, and a service whose working
+  # directory was deleted (a CI clone removed after the run) fails every container start
+  # with "write child: broken pipe".
+  (cd / && exec nohup setsid podman system service --time=0 "unix://$SOCK" >/var/log/podman-service.log 2>&1 < /dev/null &)
   for _ in $(seq 1 100); do
     curl -s --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.1

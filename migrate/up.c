@@ -42,6 +42,7 @@ typedef struct up_opts {
 	const char *templates;
 	const char *archive_dir;
 	const char *container_name;
+	const char *name_prefix; /* prepended to the default container name hive-PROFILE-unified */
 	const char *backup_password_file;
 	char *backup_password; /* read from backup_password_file (secret: never printed) */
 	int api_port, pg_port;
@@ -66,8 +67,13 @@ static void usage(FILE *f)
 		"  --archive-dir DIR      where the snapshot goes (default STACK/.hive-migrate/archives;\n"
 		"                         --snapshot-dir is the same option)\n"
 		"  --container-name NAME  unified container name (default hive-PROFILE-unified)\n"
+		"  --name-prefix PREFIX   default container name becomes PREFIXhive-PROFILE-unified\n"
+		"                         (the way to name both containers of --profile all)\n"
 		"  --api-port PORT        unified API host port (default: the split API's port)\n"
 		"  --pg-port PORT         unified PostgreSQL host port on 127.0.0.1 (default: the split's)\n"
+		"                         --container-name, --api-port and --pg-port need a single\n"
+		"                         profile; with --profile all each profile keeps the split\n"
+		"                         stack's own ports\n"
 		"  --backup-password-file FILE  first line: password of the hive_backup role the\n"
 		"                         unified container creates (for hive-migrate backup)\n"
 		"  --health-timeout S     seconds to wait for health (default 120)\n"
@@ -608,8 +614,8 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		if (o->container_name)
 			snprintf(j->unified_container, sizeof j->unified_container, "%s", o->container_name);
 		else
-			snprintf(j->unified_container, sizeof j->unified_container, "hive-%s-unified",
-				 profile);
+			snprintf(j->unified_container, sizeof j->unified_container, "%shive-%s-unified",
+				 o->name_prefix ? o->name_prefix : "", profile);
 		snprintf(j->unified_project, sizeof j->unified_project, "%s", j->unified_container);
 		for (char *c = j->unified_project; *c; c++)
 			if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
@@ -731,6 +737,7 @@ int hm_cmd_up(int argc, char **argv)
 						 {"archive-dir", required_argument, NULL, 'a'},
 						 {"snapshot-dir", required_argument, NULL, 'a'},
 						 {"container-name", required_argument, NULL, 'c'},
+						 {"name-prefix", required_argument, NULL, 'N'},
 						 {"backup-password-file", required_argument, NULL, 'B'},
 						 {"api-port", required_argument, NULL, 'A'},
 						 {"pg-port", required_argument, NULL, 'P'},
@@ -764,6 +771,18 @@ int hm_cmd_up(int argc, char **argv)
 			break;
 		case 'c':
 			o.container_name = optarg;
+			break;
+		case 'N':
+			if (strlen(optarg) > 64 ||
+			    strspn(optarg, "abcdefghijklmnopqrstuvwxyz"
+					   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(optarg)) {
+				fprintf(stderr,
+					"hive-migrate: error: up: --name-prefix takes up to 64 letters, "
+					"digits, \"_\", \".\" or \"-\", not \"%s\"\n",
+					optarg);
+				return HM_EXIT_USAGE;
+			}
+			o.name_prefix = optarg;
 			break;
 		case 'B':
 			o.backup_password_file = optarg;
@@ -828,7 +847,8 @@ int hm_cmd_up(int argc, char **argv)
 	}
 	if (profiles[1] && (o.container_name || o.api_port || o.pg_port)) {
 		fprintf(stderr, "hive-migrate: error: up: --container-name/--api-port/--pg-port need a "
-				"single --profile\n");
+				"single --profile (hint: --name-prefix names the containers of --profile "
+				"all)\n");
 		return HM_EXIT_USAGE;
 	}
 	if (o.backup_password_file) {

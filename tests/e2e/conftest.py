@@ -5,7 +5,7 @@ docker CLI and compose v2, real PostgreSQL and pgvector in containers. Helpers t
 file needs for itself live in that file or in a module of its own under tests/e2e/.
 
 Host ports: each test file uses its own range below 32768 (hd- 21xxx, hf- 22xxx, hc- 23xxx,
-hu- 24xxx, hb- 25xxx), outside Linux's ephemeral range (32768-60999), so that an outgoing
+hu- 24xxx, hb- 25xxx, hx- 26xxx), outside Linux's ephemeral range (32768-60999), so that an outgoing
 connection that happens to hold the same local port can never make a publish fail.
 """
 import os

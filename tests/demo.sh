@@ -7,7 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${HIVE_DEMO_DIR:-$ROOT/demo-work}
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Each phase is timed; the totals are printed at the end.
+phases=() phase='' phase_t0=0
+finish_phase() {
+  [ -n "$phase" ] || return 0
+  local t=$(( $(date +%s%N) / 1000000 - phase_t0 ))
+  printf '   (%d.%01d s)\n' $((t / 1000)) $((t % 1000 / 100))
+  phases+=("$(printf '%7d.%01d s  %s' $((t / 1000)) $((t % 1000 / 100)) "$phase")")
+}
+step() {
+  finish_phase
+  phase=$1 phase_t0=$(( $(date +%s%N) / 1000000 ))
+  printf '\n\033[1m== %s\033[0m\n' "$*"
+}
 
 step "installing packages and preparing the container engine"
 tests/install-deps.sh
@@ -31,7 +43,11 @@ fixtures/split/new-stack.sh "$WORK" --profile agent
 docker compose --project-directory "$WORK" up -d
 deadline=$((SECONDS + 180))
 until curl -fsS http://127.0.0.1:38886/api/v1/health >/dev/null 2>&1; do
-  [ $SECONDS -lt $deadline ] || { echo "split stack did not become healthy"; exit 1; }
+  if [ $SECONDS -ge $deadline ]; then
+    echo "split stack did not become healthy; its API says: $(curl -sS http://127.0.0.1:38886/api/v1/health 2>&1)"
+    echo "hint: 'Name or service not known' means compose's service names do not resolve (tests/engine-setup.sh sets up DNS)"
+    exit 1
+  fi
   sleep 1
 done
 echo "split stack healthy: $(curl -fsS http://127.0.0.1:38886/api/v1/health)"
@@ -62,5 +78,10 @@ id=$(./hive-migrate backups list --repo "$WORK/backups" --json | /usr/bin/python
 ./hive-migrate backups verify "$id" --repo "$WORK/backups" --restore-test
 ./hive-migrate status --repo "$WORK/backups"
 
-step "done: the agent stack runs as one unified container; roll back with:"
-echo "  ./hive-migrate rollback --stack $WORK --profile agent"
+finish_phase
+printf '\n\033[1m== done: the agent stack runs as one unified container\033[0m\n'
+echo "time per phase:"
+printf '%s\n' "${phases[@]}"
+echo
+echo "roll back to the split stack:  ./hive-migrate rollback --stack $WORK --profile agent"
+echo "remove the demo:               make demo-clean"

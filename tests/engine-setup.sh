@@ -62,6 +62,36 @@ if ! curl -s --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; 
 fi
 export DOCKER_HOST=unix://$SOCK
 
+# Service-name DNS on compose networks (the split API reaches "postgres-agent" by name).
+# Podman answers names only through a plugin of the backend it already uses: netavark needs
+# aardvark-dns, CNI needs the dnsname plugin (with dnsmasq). Neither comes with podman on
+# bookworm (aardvark-dns is only a Recommends of netavark, dnsname not even that), so name the
+# package explicitly, whatever apt's Recommends setting. The backend itself is left as it is:
+# switching it on a host with containers would strand their networks.
+backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)
+case $backend in
+  netavark) dns_pkgs=(aardvark-dns) ;;
+  cni) dns_pkgs=(golang-github-containernetworking-plugin-dnsname dnsmasq-base) ;;
+  *) log "unknown podman network backend \"$backend\"; cannot set up service-name DNS"; exit 1 ;;
+esac
+missing_dns=()
+for p in "${dns_pkgs[@]}"; do
+  dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing_dns+=("$p")
+done
+if [ ${#missing_dns[@]} -gt 0 ]; then
+  log "installing ${missing_dns[*]} (service-name DNS for the $backend backend)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_dns[@]}" >/dev/null
+fi
+# The plugin only serves networks created after it: name the older ones (never remove them:
+# containers of the user's may be attached) and say how to recreate them.
+for net in $(podman network ls --format '{{.Name}}' 2>/dev/null); do
+  [ "$net" = podman ] && continue  # the default network never has DNS, and compose never uses it
+  if [ "$(podman network inspect --format '{{.DNSEnabled}}' "$net" 2>/dev/null)" = false ]; then
+    log "network \"$net\" predates service-name DNS; recreate it (docker compose down, then up) so names resolve"
+  fi
+done
+
 # Compose v2 from trixie's docker-compose package (bookworm only has v1).
 if ! docker compose version >/dev/null 2>&1; then
   log "installing compose v2 from trixie"

@@ -4,6 +4,7 @@
  * runs that overlap, fail or get killed never leave a listed partial backup. */
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,10 @@
 /* The parsed command line. */
 typedef struct backup_args {
 	const char *repo;
-	const char *host, *port, *user;
+	const char *profile;			       /* --profile NAME, or NULL */
+	const char *prof_host, *prof_port, *prof_user; /* what --profile selects */
+	const char *conninfo;			       /* -d/--dbname */
+	const char *host, *port, *user;		       /* -h/-p/-U; NULL: not given */
 	const char *password_file;
 	const char *data_dir;
 	const char *checksums;
@@ -55,27 +59,39 @@ static const unsigned char tar_terminator_zst[] = {0x28, 0xb5, 0x2f, 0xfd, 0x60,
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hive-migrate backup --repo DIR [--profile agent|genie] [--host H] [--port P]\n"
-		"                           [--user U] [--password-file FILE] [--checksums crc32c|sha256]\n"
-		"                           [--zstd-level N] [--no-wait-archive] [--quiet] [--json]\n"
+		"usage: hive-migrate backup --repo DIR [-d CONNINFO] [-h HOST] [-p PORT] [-U USER]\n"
+		"                           [--profile agent|genie] [--password-file FILE]\n"
+		"                           [--checksums crc32c|sha256] [--zstd-level N] "
+		"[--no-wait-archive]\n"
+		"                           [--quiet] [--json]\n"
 		"       hive-migrate backup --offline --data-dir DIR --repo DIR [--quiet] [--json]\n\n"
 		"Online: a physical backup over PostgreSQL's replication protocol (BASE_BACKUP, WAL\n"
 		"included, server-side zstd, backup_manifest), streamed into one archive in the repository.\n"
 		"Offline: an archive of a stopped cluster's data directory (pg_control must say shut "
 		"down).\n\n"
 		"  --repo DIR            backup repository (created 0700 if missing)\n"
-		"  --profile agent|genie 127.0.0.1:35532 or 127.0.0.1:48532, user hive_backup\n"
-		"  --host, --port, --user  connection (defaults 127.0.0.1, 35532, hive_backup)\n"
+		"  -d, --dbname CONNINFO a libpq connection string (\"host=/run/pg port=5433\") or URI\n"
+		"                        (postgresql://user@host:port/), as pg_basebackup -d\n"
+		"  -h, --host HOST       host name, address or Unix socket directory\n"
+		"  -p, --port PORT       port\n"
+		"  -U, --user USER       role (needs LOGIN REPLICATION)\n"
+		"  --profile agent|genie the unified container: 127.0.0.1 port 35532 (agent) or 48532\n"
+		"                        (genie), user hive_backup\n"
 		"  --password-file FILE  a 0600 file holding the password; else HIVE_BACKUP_PASSWORD,\n"
-		"                        else libpq's PGPASSFILE (never on the command line)\n"
+		"                        else libpq's PGPASSWORD, PGPASSFILE or ~/.pgpass (never on the\n"
+		"                        command line: a password inside --dbname is refused)\n"
 		"  --checksums ALG       backup_manifest file checksums: crc32c (default) or sha256\n"
 		"  --zstd-level N        server-side zstd level (default 1)\n"
 		"  --no-wait-archive     BASE_BACKUP WAIT false: do not wait until the server's WAL archive\n"
 		"                        (archive_command) has the backup's last segment; the backup holds\n"
 		"                        its WAL either way (pg_basebackup -X fetch also does not wait)\n"
 		"  --quiet               print nothing on success\n"
-		"  --json                print the new backup's metadata as JSON\n\n"
-		"exit codes: 0 ok, 33 locked (another run), 32 database, 43 backup failed; "
+		"  --json                print the new backup's metadata as JSON, with the server used\n\n"
+		"Which server: each setting comes from the first of -h/-p/-U, then --dbname, then\n"
+		"--profile, then libpq's environment and defaults (PGSERVICE with pg_service.conf,\n"
+		"PGHOST, PGPORT, PGUSER, PGSSLMODE, ...; socket /var/run/postgresql, port 5432, the\n"
+		"login name). Without any of them, that is where pg_basebackup would connect.\n\n"
+		"exit codes: 0 ok, 2 usage, 33 locked (another run), 32 database, 43 backup failed; "
 		"docs/exit-codes.md\n");
 }
 
@@ -174,14 +190,32 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 		hm_progress_add(&s->progress, done - s->progress.done);
 }
 
+/* The metadata as JSON, plus (online) "connection": the host (or socket directory), port
+ * and user libpq resolved, so that scripts need not parse "source". */
+static void print_json(const hm_backup_meta *m, const hm_bb_info *where)
+{
+	char *j = hm_meta_encode(m, 1);
+	json_object *o = j ? json_tokener_parse(j) : NULL;
+	free(j);
+	if (!o)
+		return;
+	if (where) {
+		json_object *c = json_object_new_object();
+		json_object_object_add(c, "host", json_object_new_string(where->host));
+		json_object_object_add(c, "port", json_object_new_string(where->port));
+		json_object_object_add(c, "user", json_object_new_string(where->user));
+		json_object_object_add(o, "connection", c);
+	}
+	printf("%s\n",
+	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
 /* Print the result line or JSON. */
-static void report(const backup_args *a, const hm_backup_meta *m, double secs)
+static void report(const backup_args *a, const hm_backup_meta *m, const hm_bb_info *where, double secs)
 {
 	if (a->json) {
-		char *j = hm_meta_encode(m, 1);
-		if (j)
-			printf("%s\n", j);
-		free(j);
+		print_json(m, a->offline ? NULL : where);
 	} else if (!a->quiet) {
 		char sz[32], db[32];
 		hm_progress_bytes(m->archive_size, sz, sizeof sz);
@@ -191,12 +225,12 @@ static void report(const backup_args *a, const hm_backup_meta *m, double secs)
 }
 
 /* The online backup. */
-static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_error *err)
+static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_bb_info *info,
+		      hm_error *err)
 {
 	stream_ctx s;
 	char partial[4500], tarpath[4600], label[96];
 	char *password = NULL;
-	hm_bb_info info;
 	int rc = -1;
 	memset(&s, 0, sizeof s);
 	s.tar.fd = -1;
@@ -211,18 +245,19 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	snprintf(meta->label, sizeof meta->label, "%s", label);
 	snprintf(meta->manifest_checksums, sizeof meta->manifest_checksums, "%s", a->checksums);
 	snprintf(meta->compression, sizeof meta->compression, "zstd:%d", a->zstd_level);
-	snprintf(meta->source, sizeof meta->source, "%s:%s user %s", a->host, a->port, a->user);
 	if (hm_repo_partial(repo, meta->id, partial, sizeof partial, err) != 0)
 		goto cleanup;
 	snprintf(tarpath, sizeof tarpath, "%s/%s", partial, meta->archive);
 	if (hm_tarout_open(&s.tar, tarpath, err) != 0)
 		goto cleanup;
 	hm_progress_init(&s.progress, stderr, "backup", 0, a->quiet || a->json);
-	hm_bb_conn conn = {a->host, a->port, a->user, password};
+	hm_bb_conn conn = {a->prof_host, a->prof_port, a->prof_user, a->conninfo,
+			   a->host,	 a->port,      a->user,	     password};
 	hm_bb_opts opts = {label, a->checksums, a->zstd_level, a->no_wait};
 	hm_bb_sink sink = {&s, on_archive, on_data, on_manifest, on_progress};
-	if (hm_basebackup_run(&conn, &opts, &sink, &info, err) != 0)
+	if (hm_basebackup_run(&conn, &opts, &sink, info, err) != 0)
 		goto cleanup;
+	snprintf(meta->source, sizeof meta->source, "%s:%s user %s", info->host, info->port, info->user);
 	if (end_member(&s, err) != 0)
 		goto cleanup;
 	if (!hm_meta_member(meta, "base.tar.zst") || !hm_meta_member(meta, "backup_manifest")) {
@@ -231,13 +266,13 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 		goto cleanup;
 	}
 	meta->end_time = time(NULL);
-	snprintf(meta->start_lsn, sizeof meta->start_lsn, "%s", info.start_lsn);
-	snprintf(meta->end_lsn, sizeof meta->end_lsn, "%s", info.end_lsn);
-	meta->timeline = info.start_tli;
-	snprintf(meta->system_identifier, sizeof meta->system_identifier, "%s", info.system_identifier);
-	meta->pg_version = info.server_version;
-	meta->wal_segment_size = info.wal_segment_size;
-	meta->database_size = info.total_bytes;
+	snprintf(meta->start_lsn, sizeof meta->start_lsn, "%s", info->start_lsn);
+	snprintf(meta->end_lsn, sizeof meta->end_lsn, "%s", info->end_lsn);
+	meta->timeline = info->start_tli;
+	snprintf(meta->system_identifier, sizeof meta->system_identifier, "%s", info->system_identifier);
+	meta->pg_version = info->server_version;
+	meta->wal_segment_size = info->wal_segment_size;
+	meta->database_size = info->total_bytes;
 	/* The archive's own copy of the metadata (no verification status), written last. */
 	char *j = hm_meta_encode(meta, 0);
 	if (!j) {
@@ -321,6 +356,7 @@ int hm_cmd_backup(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"repo", required_argument, NULL, 'r'},
+		{"dbname", required_argument, NULL, 'd'},
 		{"profile", required_argument, NULL, 'P'},
 		{"host", required_argument, NULL, 'h'},
 		{"port", required_argument, NULL, 'p'},
@@ -336,11 +372,8 @@ int hm_cmd_backup(int argc, char **argv)
 		{"help", no_argument, NULL, 'H'},
 		{NULL, 0, NULL, 0},
 	};
-	backup_args a = {.host = "127.0.0.1",
-			 .port = "35532",
-			 .user = "hive_backup",
-			 .checksums = "CRC32C",
-			 .zstd_level = 1};
+	backup_args a = {.checksums = "CRC32C", .zstd_level = 1};
+	hm_bb_info info;
 	hm_error err = {0};
 	hm_repo repo;
 	hm_backup_meta meta;
@@ -350,16 +383,21 @@ int hm_cmd_backup(int argc, char **argv)
 	repo.lock.fd = -1;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	memset(&info, 0, sizeof info);
+	while ((opt = getopt_long(argc, argv, "d:h:p:U:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
 			a.repo = optarg;
 			break;
+		case 'd':
+			a.conninfo = optarg;
+			break;
 		case 'P':
+			/* the unified container's published PostgreSQL and its backup role */
 			if (!strcmp(optarg, "agent"))
-				a.port = "35532";
+				a.prof_port = "35532";
 			else if (!strcmp(optarg, "genie"))
-				a.port = "48532";
+				a.prof_port = "48532";
 			else {
 				fprintf(stderr,
 					"hive-migrate: error: unknown profile \"%s\" (hint: agent or "
@@ -367,8 +405,9 @@ int hm_cmd_backup(int argc, char **argv)
 					optarg);
 				return HM_EXIT_USAGE;
 			}
-			a.host = "127.0.0.1";
-			a.user = "hive_backup";
+			a.profile = optarg;
+			a.prof_host = "127.0.0.1";
+			a.prof_user = "hive_backup";
 			break;
 		case 'h':
 			a.host = optarg;
@@ -433,13 +472,31 @@ int hm_cmd_backup(int argc, char **argv)
 				  : (a.data_dir ? " and --offline with --data-dir" : ""));
 		return HM_EXIT_USAGE;
 	}
+	if (a.offline && (a.profile || a.conninfo || a.host || a.port || a.user || a.password_file)) {
+		fprintf(stderr, "hive-migrate: error: --offline reads --data-dir and connects to no server "
+				"(hint: leave out --profile, --dbname, --host, --port, --user and "
+				"--password-file)\n");
+		return HM_EXIT_USAGE;
+	}
+	if (!a.offline) {
+		/* a bad --dbname is a usage error: refuse it before the repository is touched */
+		hm_bb_conn probe = {.conninfo = a.conninfo};
+		hm_pgconn params;
+		hm_pgconn_init(&params);
+		rc = hm_bb_conn_params(&probe, &params, &err);
+		hm_pgconn_free(&params);
+		if (rc != 0) {
+			hm_error_print(&err, stderr);
+			return err.code;
+		}
+	}
 	double t0 = hm_progress_now();
 	if (hm_repo_open(&repo, a.repo, 1, 1, &err) != 0)
 		goto fail;
 	hm_meta_init(&meta);
 	meta.start_time = time(NULL);
 	hm_repo_new_id(meta.start_time, meta.id, meta.uuid);
-	rc = a.offline ? run_offline(&a, &repo, &meta, &err) : run_online(&a, &repo, &meta, &err);
+	rc = a.offline ? run_offline(&a, &repo, &meta, &err) : run_online(&a, &repo, &meta, &info, &err);
 	snprintf(partial, sizeof partial, "%s/.tmp/%s", repo.path, meta.id);
 	if (rc == 0) {
 		char *j = hm_meta_encode(&meta, 1);
@@ -457,7 +514,7 @@ int hm_cmd_backup(int argc, char **argv)
 		goto fail;
 	}
 	hm_repo_close(&repo);
-	report(&a, &meta, hm_progress_now() - t0);
+	report(&a, &meta, &info, hm_progress_now() - t0);
 	return HM_EXIT_OK;
 fail:
 	hm_repo_close(&repo);

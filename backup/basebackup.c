@@ -21,19 +21,6 @@ static void quiet_notice(void *arg, const char *message)
 	(void)message;
 }
 
-/* Trim libpq's message (it ends with a newline) into a one-line cause. */
-static const char *pq_cause(PGconn *c, char *buf, size_t bufsz)
-{
-	snprintf(buf, bufsz, "%s", c ? PQerrorMessage(c) : "out of memory");
-	size_t n = strlen(buf);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	for (char *p = buf; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-	return buf;
-}
-
 int hm_lsn_parse(const char *text, uint64_t *lsn)
 {
 	unsigned int hi, lo;
@@ -88,7 +75,8 @@ static int simple_value(PGconn *c, const char *cmd, int col, char *out, size_t o
 	char cause[512];
 	PGresult *res = PQexec(c, cmd);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1 || PQnfields(res) <= col) {
-		hm_error_set(err, HM_EXIT_DATABASE, "%s failed: %s", cmd, pq_cause(c, cause, sizeof cause));
+		hm_error_set(err, HM_EXIT_DATABASE, "%s failed: %s", cmd,
+			     hm_pgconn_cause(c, cause, sizeof cause));
 		PQclear(res);
 		return -1;
 	}
@@ -147,38 +135,93 @@ static int handle_message(const char *buf, int len, const hm_bb_sink *sink, hm_b
 	}
 }
 
+int hm_bb_conn_params(const hm_bb_conn *conn, hm_pgconn *out, hm_error *err)
+{
+	int r = 0;
+	r |= hm_pgconn_set(out, "dbname", "replication");
+	r |= hm_pgconn_set(out, "host", conn->profile_host);
+	r |= hm_pgconn_set(out, "port", conn->profile_port);
+	r |= hm_pgconn_set(out, "user", conn->profile_user);
+	if (r != 0)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "too many connection parameters");
+	if (hm_pgconn_apply(out, "--dbname", conn->conninfo, err) != 0)
+		return -1;
+	r |= hm_pgconn_set(out, "host", conn->host);
+	r |= hm_pgconn_set(out, "port", conn->port);
+	r |= hm_pgconn_set(out, "user", conn->user);
+	r |= hm_pgconn_set(out, "password", conn->password);
+	/* pg_basebackup forces this too: a "replication=database" in --dbname would make a
+	 * logical replication connection, on which BASE_BACKUP is refused */
+	r |= hm_pgconn_set(out, "replication", "true");
+	if (!hm_pgconn_get(out, "fallback_application_name"))
+		r |= hm_pgconn_set(out, "fallback_application_name", "hive-migrate");
+	/* cron must not hang on a black-holed address; a timeout the user chose wins */
+	const char *env_timeout = getenv("PGCONNECT_TIMEOUT");
+	const char *env_service = getenv("PGSERVICE");
+	if (!hm_pgconn_get(out, "connect_timeout") && !hm_pgconn_get(out, "service") &&
+	    !(env_timeout && env_timeout[0]) && !(env_service && env_service[0]))
+		r |= hm_pgconn_set(out, "connect_timeout", "15");
+	if (r != 0)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "too many connection parameters");
+	return 0;
+}
+
+/* Connect for replication; on failure one line naming the server libpq tried. */
+static PGconn *bb_connect(const hm_bb_conn *conn, hm_bb_info *info, hm_error *err)
+{
+	hm_pgconn params;
+	char where[400], cause[512];
+	hm_pgconn_init(&params);
+	if (hm_bb_conn_params(conn, &params, err) != 0) {
+		hm_pgconn_free(&params);
+		return NULL;
+	}
+	PGconn *c = hm_pgconn_connect(&params, NULL);
+	hm_pgconn_free(&params);
+	if (c) {
+		snprintf(info->host, sizeof info->host, "%s", PQhost(c) ? PQhost(c) : "");
+		snprintf(info->port, sizeof info->port, "%s", PQport(c) ? PQport(c) : "");
+		snprintf(info->user, sizeof info->user, "%s", PQuser(c) ? PQuser(c) : "");
+	}
+	if (c && PQstatus(c) == CONNECTION_OK)
+		return c;
+	hm_pgconn_where(c, where, sizeof where);
+	hm_error_set(err, HM_EXIT_DATABASE, "cannot connect for replication to %s as user \"%s\": %s", where,
+		     info->user[0] ? info->user : "?", hm_pgconn_cause(c, cause, sizeof cause));
+	if (c && PQconnectionNeedsPassword(c))
+		hm_error_hint(err, "the server wants a password: --password-file FILE (0600), "
+				   "HIVE_BACKUP_PASSWORD, PGPASSWORD, or a PGPASSFILE/~/.pgpass line for "
+				   "database \"replication\"");
+	else if (c && PQconnectionUsedPassword(c))
+		hm_error_hint(err,
+			      "the password given (--password-file, HIVE_BACKUP_PASSWORD, PGPASSWORD or "
+			      "PGPASSFILE/~/.pgpass) is not this role's; the role needs LOGIN REPLICATION");
+	else
+		hm_error_hint(err, "start the server or point at it: -h/-p/-U override --dbname, which "
+				   "overrides --profile; otherwise PGSERVICE/PGHOST/PGPORT/PGUSER apply "
+				   "(docs/backup.md); the role needs LOGIN REPLICATION and pg_hba.conf a "
+				   "\"replication\" line");
+	PQfinish(c);
+	return NULL;
+}
+
 int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_bb_sink *sink,
 		      hm_bb_info *info, hm_error *err)
 {
-	const char *keys[8], *vals[8];
-	int k = 0, rc = -1, state = 0;
-	char cause[512], cmd[1024], tmp[64];
+	int rc = -1, state = 0;
+	char cause[512], cmd[1024], tmp[64], where[400];
 	PGresult *res = NULL;
 	memset(info, 0, sizeof *info);
-	keys[k] = "host", vals[k++] = conn->host;
-	keys[k] = "port", vals[k++] = conn->port;
-	keys[k] = "user", vals[k++] = conn->user;
-	keys[k] = "replication", vals[k++] = "true";
-	keys[k] = "application_name", vals[k++] = "hive-migrate";
-	keys[k] = "connect_timeout", vals[k++] = "15";
-	if (conn->password)
-		keys[k] = "password", vals[k++] = conn->password;
-	keys[k] = NULL, vals[k] = NULL;
-	PGconn *c = PQconnectdbParams(keys, vals, 0);
-	if (!c || PQstatus(c) != CONNECTION_OK) {
-		hm_error_set(err, HM_EXIT_DATABASE, "cannot connect for replication to %s:%s as \"%s\": %s",
-			     conn->host, conn->port, conn->user, pq_cause(c, cause, sizeof cause));
-		hm_error_hint(err, "the role needs LOGIN REPLICATION, pg_hba.conf a \"replication\" line, "
-				   "and the password must come from HIVE_BACKUP_PASSWORD, --password-file or "
-				   "PGPASSFILE");
-		goto cleanup;
-	}
+	PGconn *c = bb_connect(conn, info, err);
+	if (!c)
+		return -1;
+	hm_pgconn_where(c, where, sizeof where);
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
 	info->server_version = PQserverVersion(c);
 	if (info->server_version < 150000) {
 		hm_error_set(err, HM_EXIT_DATABASE,
-			     "server %s:%s runs PostgreSQL %d; online backups need 15 or later", conn->host,
-			     conn->port, info->server_version / 10000);
+			     "server at %s runs PostgreSQL %d; online backups need 15 or later", where,
+			     info->server_version / 10000);
 		goto cleanup;
 	}
 	if (simple_value(c, "IDENTIFY_SYSTEM", 0, info->system_identifier, sizeof info->system_identifier,
@@ -200,14 +243,14 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 		 opts->zstd_level > 0 ? opts->zstd_level : 1);
 	if (!PQsendQuery(c, cmd)) {
 		hm_error_set(err, HM_EXIT_DATABASE, "cannot start BASE_BACKUP: %s",
-			     pq_cause(c, cause, sizeof cause));
+			     hm_pgconn_cause(c, cause, sizeof cause));
 		goto cleanup;
 	}
 	/* Result 1: start position. */
 	res = PQgetResult(c);
 	if (PQresultStatus(res) == PGRES_FATAL_ERROR || !res) {
 		hm_error_set(err, HM_EXIT_DATABASE, "BASE_BACKUP refused: %s",
-			     pq_cause(c, cause, sizeof cause));
+			     hm_pgconn_cause(c, cause, sizeof cause));
 		goto cleanup;
 	}
 	if (read_lsn_result(res, info->start_lsn, sizeof info->start_lsn, &info->start_tli, "start", err) !=
@@ -218,7 +261,7 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 	res = PQgetResult(c);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) < 3) {
 		hm_error_set(err, HM_EXIT_DATABASE, "BASE_BACKUP failed reading tablespaces: %s",
-			     pq_cause(c, cause, sizeof cause));
+			     hm_pgconn_cause(c, cause, sizeof cause));
 		goto cleanup;
 	}
 	for (int i = 0; i < PQntuples(res); i++)
@@ -229,7 +272,7 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 	res = PQgetResult(c);
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		hm_error_set(err, HM_EXIT_DATABASE, "BASE_BACKUP did not start streaming: %s",
-			     pq_cause(c, cause, sizeof cause));
+			     hm_pgconn_cause(c, cause, sizeof cause));
 		goto cleanup;
 	}
 	PQclear(res);
@@ -241,7 +284,7 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 			break;
 		if (len == -2) {
 			hm_error_set(err, HM_EXIT_DATABASE, "backup stream broken: %s",
-				     pq_cause(c, cause, sizeof cause));
+				     hm_pgconn_cause(c, cause, sizeof cause));
 			goto cleanup;
 		}
 		int r = handle_message(buf, len, sink, info, &state, err);
@@ -259,7 +302,7 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 		ExecStatusType st = PQresultStatus(res);
 		if (st == PGRES_FATAL_ERROR) {
 			hm_error_set(err, HM_EXIT_DATABASE, "backup failed at the end: %s",
-				     pq_cause(c, cause, sizeof cause));
+				     hm_pgconn_cause(c, cause, sizeof cause));
 			goto cleanup;
 		}
 		if (st == PGRES_TUPLES_OK && !got_end) {

@@ -7,15 +7,29 @@
 #include <stdint.h>
 
 #include "../common/error.h"
+#include "../common/pgconn.h"
 
-/* Where and how to connect. The password is never taken from argv: it is given here by the
- * caller (read from the environment or a 0600 file) or left NULL for libpq's PGPASSFILE. */
+/* Where and how to connect, by source. Precedence, lowest first (hm_bb_conn_params):
+ * libpq's defaults and environment (PGHOST, PGPORT, PGUSER, PGSERVICE + pg_service.conf,
+ * PGSSLMODE, ...) < --profile < -d/--dbname < -h/-p/-U < the password given here. Each
+ * source sets only what it names. The password is never taken from argv: it is given
+ * here by the caller (read from the environment or a 0600 file) or left NULL for libpq
+ * (PGPASSWORD, PGPASSFILE, ~/.pgpass). NULL or "" means "not given". */
 typedef struct hm_bb_conn {
-	const char *host;
-	const char *port;
-	const char *user;
-	const char *password; /* may be NULL */
+	const char *profile_host, *profile_port, *profile_user; /* --profile agent|genie */
+	const char *conninfo;		/* -d/--dbname: connection string, URI (or a database name) */
+	const char *host, *port, *user; /* -h/--host, -p/--port, -U/--user */
+	const char *password;		/* may be NULL */
 } hm_bb_conn;
+
+/* Build the keywords of the replication connection from conn, in the order above, on
+ * top of dbname=replication (as pg_basebackup: .pgpass lines for database "replication"
+ * match; --dbname may override it), then replication=true (always: BASE_BACKUP needs a
+ * physical replication connection), fallback_application_name=hive-migrate (PGAPPNAME
+ * wins), and connect_timeout=15 unless --dbname, PGCONNECT_TIMEOUT or a service gives
+ * one. Refuses a password inside --dbname (HM_EXIT_USAGE). out must be hm_pgconn_init'd
+ * and hm_pgconn_free'd by the caller; it points into conn's strings. 0 or -1. */
+int hm_bb_conn_params(const hm_bb_conn *conn, hm_pgconn *out, hm_error *err);
 
 /* Options of the BASE_BACKUP command. */
 typedef struct hm_bb_opts {
@@ -50,11 +64,16 @@ typedef struct hm_bb_info {
 	uint32_t end_tli;
 	uint64_t total_bytes; /* estimated data directory size from PROGRESS (0 if none) */
 	int tablespaces;      /* archives announced */
+	/* the server libpq connected to, as it resolved them (PQhost, PQport, PQuser) */
+	char host[256]; /* host name or address, or the Unix socket directory */
+	char port[32];
+	char user[128];
 } hm_bb_info;
 
-/* Run one base backup. Errors: HM_EXIT_DATABASE (connection, authentication, server
- * refused or broke off), HM_EXIT_BACKUP_FAILED (protocol violation), or the code a
- * callback set. 0 or -1. */
+/* Run one base backup. Errors: HM_EXIT_USAGE (a bad --dbname), HM_EXIT_DATABASE
+ * (connection, authentication, server refused or broke off), HM_EXIT_BACKUP_FAILED
+ * (protocol violation), or the code a callback set. info->host/port/user are filled
+ * once libpq has resolved them, also when the connection failed. 0 or -1. */
 int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_bb_sink *sink,
 		      hm_bb_info *info, hm_error *err);
 

@@ -9,6 +9,7 @@
 
 #include "../cli/commands.h"
 #include "../common/exitcode.h"
+#include "../common/pgconn.h"
 #include "preflight.h"
 
 /* Usage text (stdout for --help, stderr never: bad options get one line). */
@@ -29,8 +30,14 @@ static void usage(FILE *f)
 		   "  --snapshot-dir DIR  where the snapshot will go (free-space check; default the\n"
 		   "                      data directory's file system)\n"
 		   "  --host H --port P --user U --dbname D\n"
-		   "                      check the running old server too (password from PGPASSWORD\n"
-		   "                      or PGPASSFILE, never the command line)\n"
+		   "                      check the running old server too; D is a database name or a\n"
+		   "                      libpq connection string or URI; the options win over D, D\n"
+		   "                      over --stack, and unset values come from libpq's environment\n"
+		   "                      (PGHOST, PGPORT, PGUSER, PGSERVICE, ...). Password from\n"
+		   "                      PGPASSWORD or PGPASSFILE, never the command line. With\n"
+		   "                      --data-dir alone, check connects through that environment\n"
+		   "                      when a server runs on the directory or PGHOST/PGPORT/\n"
+		   "                      PGSERVICE is set\n"
 		   "  --no-live           never connect to a server (also with --stack)\n"
 		   "  --json              machine-readable report\n"
 		   "  -h, --help          this text\n\n"
@@ -137,7 +144,7 @@ int hm_cmd_check(int argc, char **argv)
 			o.user = optarg;
 			break;
 		case 'D':
-			o.dbname = optarg;
+			o.conninfo = optarg;
 			break;
 		case 'n':
 			o.no_live = 1;
@@ -183,8 +190,19 @@ int hm_cmd_check(int argc, char **argv)
 		return HM_EXIT_USAGE;
 	}
 
-	hm_preflight_report r;
 	hm_error err;
+	if (o.conninfo) { /* a bad --dbname is a usage error, found before anything runs */
+		hm_pgconn p;
+		hm_pgconn_init(&p);
+		int bad = hm_pgconn_apply(&p, "--dbname", o.conninfo, &err);
+		hm_pgconn_free(&p);
+		if (bad) {
+			hm_error_print(&err, stderr);
+			return HM_EXIT_USAGE;
+		}
+	}
+
+	hm_preflight_report r;
 	int rc = hm_preflight_run(&o, &r, &err);
 	if (json) {
 		json_object *j = hm_preflight_report_json(&r);

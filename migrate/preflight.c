@@ -18,13 +18,12 @@
 #define TARGET_XLOG_BLCKSZ 8192u
 #define TARGET_XLOG_SEG_SIZE (16u * 1024u * 1024u)
 
-/* Fill opts with the defaults (target 17, uid 1000, port 5432, 3 s connect timeout). */
+/* Fill opts with the defaults (target 17, uid 1000, libpq's port, 3 s connect timeout). */
 void hm_preflight_opts_init(hm_preflight_opts *opts)
 {
 	memset(opts, 0, sizeof *opts);
 	opts->target_major = 17;
 	opts->target_uid = 1000;
-	opts->port = 5432;
 	opts->connect_timeout = 3;
 }
 

@@ -71,12 +71,15 @@ typedef struct hm_preflight_opts {
 	int target_major;
 	uid_t target_uid;	  /* uid the unified container runs as (default 1000) */
 	const char *snapshot_dir; /* where the snapshot will go (free-space check); NULL = data dir */
-	/* Live server (optional): host/port/user/dbname; password from `password` (never
-	 * from argv: check takes it from PGPASSWORD or PGPASSFILE, libpq's own rules). */
+	/* Live server (optional): host/port (0: libpq's default)/user/dbname; conninfo is
+	 * check's --dbname (a libpq connection string, URI or database name); password from
+	 * `password` (never from argv: check takes it from PGPASSWORD or PGPASSFILE, libpq's
+	 * own rules). Unset values come from libpq's environment (hm_pf_conn_build). */
 	const char *host;
 	int port;
 	const char *user;
 	const char *dbname;
+	const char *conninfo;
 	const char *password;
 	int no_live;	     /* 1: never connect, even when --stack gives a DSN */
 	int connect_timeout; /* seconds (default 3) */
@@ -132,7 +135,7 @@ typedef struct hm_preflight_report {
 	char server[256]; /* "host:port user@dbname" when connected, "" otherwise */
 } hm_preflight_report;
 
-/* Defaults: target_major 17, target_uid 1000, port 5432, connect_timeout 3. */
+/* Defaults: target_major 17, target_uid 1000, port 0 (libpq's), connect_timeout 3. */
 void hm_preflight_opts_init(hm_preflight_opts *opts);
 
 /* Run every check. 0 with verdict compatible/warnings/incompatible; -1 with verdict

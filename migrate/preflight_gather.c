@@ -196,7 +196,13 @@ static int live_checks(const hm_preflight_opts *o, const hm_pf_conn *c, int expl
 {
 	hm_error cerr;
 	(void)err;
-	if (hm_pf_live_collect(c, r, &cerr) == 0) {
+	int got = hm_pf_live_collect(c, r, &cerr);
+	if (got == -2) /* another cluster answered: whoever asked, its facts are not these */
+		return hm_preflight_add(r, HM_SEV_WARNING, "live-server-mismatch",
+					"point the connection at the server of this data directory "
+					"(--host/--port/--dbname, or PGHOST/PGPORT)",
+					"%s", cerr.message);
+	if (got == 0) {
 		r->facts.connected = 1;
 		r->facts.server_running = 1;
 		r->facts.extensions = r->extensions;
@@ -214,13 +220,13 @@ static int live_checks(const hm_preflight_opts *o, const hm_pf_conn *c, int expl
 int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_error *err)
 {
 	hm_pf_stack stack;
-	hm_pf_conn conn = {0};
-	int have_conn = 0, explicit_conn = 0;
+	hm_pf_conn conn;
 	const char *datadir = o->data_dir;
 	hm_preflight_facts *f = &r->facts;
 
 	memset(r, 0, sizeof *r);
 	memset(&stack, 0, sizeof stack);
+	hm_pgconn_init(&conn.params);
 	memset(err, 0, sizeof *err);
 	r->verdict = HM_VERDICT_COMPATIBLE;
 	f->target_uid = o->target_uid;
@@ -244,27 +250,7 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 		}
 		if (!datadir)
 			datadir = stack.data_dir;
-		if (stack.port > 0) {
-			conn.host = stack.host[0] ? stack.host : "127.0.0.1";
-			conn.port = stack.port;
-			conn.user = stack.user[0] ? stack.user : NULL;
-			conn.dbname = stack.dbname[0] ? stack.dbname : NULL;
-			conn.password = stack.password[0] ? stack.password : NULL;
-			have_conn = 1;
-		}
 	}
-	if (o->host || o->user || o->dbname) {
-		conn.host = o->host ? o->host : (conn.host ? conn.host : "127.0.0.1");
-		conn.port = o->port > 0 ? o->port : (conn.port ? conn.port : 5432);
-		if (o->user)
-			conn.user = o->user;
-		if (o->dbname)
-			conn.dbname = o->dbname;
-		if (o->password)
-			conn.password = o->password;
-		have_conn = explicit_conn = 1;
-	}
-	conn.connect_timeout = o->connect_timeout > 0 ? o->connect_timeout : 3;
 
 	if (!datadir) {
 		hm_error_set(err, HM_EXIT_USAGE, "no data directory given");
@@ -287,8 +273,12 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 	}
 	find_tablespaces(datadir, f);
 	measure_disk(datadir, o->snapshot_dir, f);
-	if (have_conn && !o->no_live)
-		live_checks(o, &conn, explicit_conn, r, err);
+	if (hm_pf_conn_build(o, o->stack_dir ? &stack : NULL, f->server_running, &conn, err)) {
+		add_error(r, err, "connection-options");
+		goto done;
+	}
+	if (conn.have && !o->no_live)
+		live_checks(o, &conn, conn.explicit_conn, r, err);
 
 	if (hm_preflight_evaluate(f, r)) {
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory while evaluating the preflight");
@@ -300,6 +290,7 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 fail_image:
 	add_error(r, err, "image");
 done:
+	hm_pgconn_free(&conn.params);
 	memset(stack.password, 0, sizeof stack.password);
 	if (r->verdict == HM_VERDICT_ERROR) {
 		/* err holds the first error when a step failed; rebuild it from the problem

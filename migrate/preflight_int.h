@@ -2,6 +2,7 @@
 #ifndef HM_PREFLIGHT_INT_H
 #define HM_PREFLIGHT_INT_H
 
+#include "../common/pgconn.h"
 #include "preflight.h"
 
 /* What the split stack's compose configuration says about postgres-<profile>. */
@@ -14,15 +15,24 @@ typedef struct hm_pf_stack {
 	char password[256]; /* never printed */
 } hm_pf_stack;
 
-/* Connection parameters for the live checks. */
+/* Connection parameters for the live checks (hm_pf_conn_build). Not to be copied:
+ * params points into the buffers here. */
 typedef struct hm_pf_conn {
-	const char *host;
-	int port;
-	const char *user;
-	const char *dbname;
-	const char *password; /* NULL: libpq's PGPASSWORD / PGPASSFILE rules */
-	int connect_timeout;
+	hm_pgconn params;
+	char port[16], timeout[16];
+	int have;	   /* there is a server to try */
+	int explicit_conn; /* the user named it: a failure to connect is a warning */
 } hm_pf_conn;
+
+/* The live server's connection, lowest precedence first: libpq's defaults and
+ * environment (PGHOST, PGPORT, PGUSER, PGSERVICE, PGPASSFILE, ...) < the stack's compose
+ * values (stack may be NULL) < --dbname (a connection string, URI or database name) <
+ * --host/--port/--user and the caller's dbname/password. Without a stack or options, the
+ * server is tried through libpq's environment alone when server_running, or when
+ * PGHOST, PGHOSTADDR, PGPORT or PGSERVICE is set. Free c->params with hm_pgconn_free.
+ * 0, or -1 with err set (HM_EXIT_USAGE: a bad --dbname). */
+int hm_pf_conn_build(const hm_preflight_opts *o, const hm_pf_stack *stack, int server_running, hm_pf_conn *c,
+		     hm_error *err);
 
 /* Run argv (no shell), capture up to max bytes of stdout into a malloc'd NUL-terminated
  * *out; stderr is captured into errbuf (first line). *status gets the exit status
@@ -37,7 +47,8 @@ int hm_pf_stack_resolve(const char *stack_dir, const char *profile, hm_pf_stack 
 int hm_pf_image_target(const char *image, int *major, char *pgvector, size_t pgvector_sz, hm_error *err);
 
 /* Connect and collect databases (+ sizes) and extensions into the report.
- * 0 when connected, -1 (err set, HM_EXIT_DATABASE) when the server did not answer. */
+ * 0 when connected, -1 (err set, HM_EXIT_DATABASE) when the server did not answer, -2
+ * (err set) when it is another cluster than the data directory's (system identifier). */
 int hm_pf_live_collect(const hm_pf_conn *c, hm_preflight_report *r, hm_error *err);
 
 #endif

@@ -246,32 +246,68 @@ int hm_pf_image_target(const char *image, int *major, char *pgvector, size_t pgv
 	return 0;
 }
 
-/* Connect with the given parameters, dbname overriding c->dbname when not NULL. */
-static PGconn *pf_connect(const hm_pf_conn *c, const char *dbname)
+/* Is a variable set that names a server for libpq? Then a check of a bare data
+ * directory talks to that server, as psql would. */
+static int env_names_server(void)
 {
-	char port[16], timeout[16];
-	snprintf(port, sizeof port, "%d", c->port);
-	snprintf(timeout, sizeof timeout, "%d", c->connect_timeout > 0 ? c->connect_timeout : 3);
-	const char *keys[8], *vals[8];
-	int n = 0;
-	keys[n] = "host", vals[n++] = c->host;
-	keys[n] = "port", vals[n++] = port;
-	keys[n] = "connect_timeout", vals[n++] = timeout;
-	keys[n] = "application_name", vals[n++] = "hive-migrate check";
-	if (c->user)
-		keys[n] = "user", vals[n++] = c->user;
-	if (dbname || c->dbname)
-		keys[n] = "dbname", vals[n++] = dbname ? dbname : c->dbname;
-	if (c->password)
-		keys[n] = "password", vals[n++] = c->password;
-	keys[n] = NULL, vals[n] = NULL;
-	return PQconnectdbParams(keys, vals, 0);
+	static const char *const vars[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGSERVICE"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const char *v = getenv(vars[i]);
+		if (v && v[0])
+			return 1;
+	}
+	return 0;
+}
+
+int hm_pf_conn_build(const hm_preflight_opts *o, const hm_pf_stack *stack, int server_running, hm_pf_conn *c,
+		     hm_error *err)
+{
+	hm_pgconn *p = &c->params;
+	int r = 0;
+	c->have = c->explicit_conn = 0;
+	if (stack && stack->port > 0) {
+		snprintf(c->port, sizeof c->port, "%d", stack->port);
+		r |= hm_pgconn_set(p, "host", stack->host[0] ? stack->host : "127.0.0.1");
+		r |= hm_pgconn_set(p, "port", c->port);
+		r |= hm_pgconn_set(p, "user", stack->user);
+		r |= hm_pgconn_set(p, "dbname", stack->dbname);
+		r |= hm_pgconn_set(p, "password", stack->password);
+		c->have = 1;
+	}
+	if (hm_pgconn_apply(p, "--dbname", o->conninfo, err) != 0)
+		return -1;
+	if (o->conninfo || o->host || o->port > 0 || o->user || o->dbname)
+		c->have = c->explicit_conn = 1;
+	if (o->port > 0) {
+		snprintf(c->port, sizeof c->port, "%d", o->port);
+		r |= hm_pgconn_set(p, "port", c->port);
+	}
+	r |= hm_pgconn_set(p, "host", o->host);
+	r |= hm_pgconn_set(p, "user", o->user);
+	r |= hm_pgconn_set(p, "dbname", o->dbname);
+	r |= hm_pgconn_set(p, "password", o->password);
+	if (!hm_pgconn_get(p, "fallback_application_name"))
+		r |= hm_pgconn_set(p, "fallback_application_name", "hive-migrate check");
+	const char *env_timeout = getenv("PGCONNECT_TIMEOUT");
+	const char *env_service = getenv("PGSERVICE");
+	if (!hm_pgconn_get(p, "connect_timeout") && !hm_pgconn_get(p, "service") &&
+	    !(env_timeout && env_timeout[0]) && !(env_service && env_service[0])) {
+		snprintf(c->timeout, sizeof c->timeout, "%d",
+			 o->connect_timeout > 0 ? o->connect_timeout : 3);
+		r |= hm_pgconn_set(p, "connect_timeout", c->timeout);
+	}
+	if (r != 0)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "too many connection parameters");
+	/* a bare --data-dir: libpq's environment, if a server runs there or one is named */
+	if (!c->have && !stack && (server_running || env_names_server()))
+		c->have = 1;
+	return 0;
 }
 
 /* Append the extensions of one database to the report. */
 static void collect_extensions(const hm_pf_conn *c, const char *db, hm_preflight_report *r)
 {
-	PGconn *pc = pf_connect(c, db);
+	PGconn *pc = hm_pgconn_connect(&c->params, db);
 	if (PQstatus(pc) != CONNECTION_OK) {
 		PQfinish(pc);
 		return;
@@ -295,25 +331,47 @@ static void collect_extensions(const hm_pf_conn *c, const char *db, hm_preflight
 	PQfinish(pc);
 }
 
+/* Is the server the cluster of the data directory? pg_control_system() is readable by
+ * any role; when it cannot be read, or pg_control was not, nothing is claimed. */
+static int same_cluster(PGconn *pc, const hm_preflight_report *r, char *found, size_t foundsz)
+{
+	if (!r->facts.have_control)
+		return 1;
+	PGresult *res = PQexec(pc, "SELECT system_identifier FROM pg_control_system()");
+	int same = 1;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+		snprintf(found, foundsz, "%s", PQgetvalue(res, 0, 0));
+		same = strtoull(found, NULL, 10) == (unsigned long long)r->facts.control.system_identifier;
+	}
+	PQclear(res);
+	return same;
+}
+
 int hm_pf_live_collect(const hm_pf_conn *c, hm_preflight_report *r, hm_error *err)
 {
-	PGconn *pc = pf_connect(c, NULL);
+	char where[400], cause[512], found[32] = "";
+	PGconn *pc = hm_pgconn_connect(&c->params, NULL);
+	hm_pgconn_where(pc, where, sizeof where);
 	if (PQstatus(pc) != CONNECTION_OK) {
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s", PQerrorMessage(pc));
-		char *nl = strchr(msg, '\n');
-		if (nl)
-			*nl = '\0';
+		hm_error_set(err, HM_EXIT_DATABASE, "cannot connect to %s as user \"%s\": %s", where,
+			     PQuser(pc) ? PQuser(pc) : "?", hm_pgconn_cause(pc, cause, sizeof cause));
 		PQfinish(pc);
-		hm_error_set(err, HM_EXIT_DATABASE, "cannot connect to %s:%d: %s", c->host, c->port, msg);
 		return -1;
 	}
-	snprintf(r->server, sizeof r->server, "%s:%d %s@%s", c->host, c->port, PQuser(pc), PQdb(pc));
+	if (!same_cluster(pc, r, found, sizeof found)) {
+		hm_error_set(err, HM_EXIT_DATABASE,
+			     "the server at %s is another cluster (system identifier %s, the data "
+			     "directory's %llu): its databases are not listed",
+			     where, found, (unsigned long long)r->facts.control.system_identifier);
+		PQfinish(pc);
+		return -2;
+	}
+	snprintf(r->server, sizeof r->server, "%s:%s %s@%s", PQhost(pc), PQport(pc), PQuser(pc), PQdb(pc));
 	PGresult *res = PQexec(pc, "SELECT datname, pg_database_size(oid) FROM pg_database "
 				   "WHERE datallowconn AND NOT datistemplate ORDER BY 1");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		hm_error_set(err, HM_EXIT_DATABASE, "cannot list databases on %s:%d: %s", c->host, c->port,
-			     PQresultErrorMessage(res));
+		hm_error_set(err, HM_EXIT_DATABASE, "cannot list databases on %s: %s", where,
+			     hm_pgconn_cause(pc, cause, sizeof cause));
 		PQclear(res);
 		PQfinish(pc);
 		return -1;

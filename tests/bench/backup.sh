@@ -103,14 +103,14 @@ echo "|---|---|---|---|---|"
 secs=""; rss=""
 for i in $(seq "$RUNS"); do
 	rm -rf "$BENCH_DIR/hm-repo"
-	read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo" --host 127.0.0.1 --port "$PORT" --quiet)
+	read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo" --host 127.0.0.1 --port "$PORT" --user hive_backup --quiet)
 	secs="$secs $s"; rss="$rss $r"
 done
 row "hive-migrate backup (WAIT true: waits for archive_command)" "$secs" "$rss" "$(size_of "$BENCH_DIR/hm-repo")"
 secs=""; rss=""
 for i in $(seq "$RUNS"); do
 	rm -rf "$BENCH_DIR/hm-repo"
-	read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo" --host 127.0.0.1 --port "$PORT" --quiet --no-wait-archive)
+	read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo" --host 127.0.0.1 --port "$PORT" --user hive_backup --quiet --no-wait-archive)
 	secs="$secs $s"; rss="$rss $r"
 done
 row "hive-migrate backup --no-wait-archive (WAIT false, as pg_basebackup)" "$secs" "$rss" "$(size_of "$BENCH_DIR/hm-repo")"
@@ -155,7 +155,7 @@ if [ -n "${BENCH_PG17:-}" ]; then
 	secs=""; rss=""
 	for i in $(seq "$RUNS"); do
 		rm -rf "$BENCH_DIR/hm-repo17"
-		read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo17" --host 127.0.0.1 --port 25532 --quiet)
+		read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo17" --host 127.0.0.1 --port 25532 --user hive_backup --quiet)
 		secs="$secs $s"; rss="$rss $r"
 	done
 	row "hive-migrate backup" "$secs" "$rss" "$(size_of "$BENCH_DIR/hm-repo17")"

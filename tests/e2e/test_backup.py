@@ -34,8 +34,8 @@ def backup_env(**extra):
 
 def backup(repo, *extra, **kw):
     """hive-migrate backup against the test stack."""
-    return hm("backup", "--repo", repo, "--host", "127.0.0.1", "--port", str(PG_PORT), *extra,
-              env=backup_env(), **kw)
+    return hm("backup", "--repo", repo, "--host", "127.0.0.1", "--port", str(PG_PORT),
+              "--user", "hive_backup", *extra, env=backup_env(), **kw)
 
 
 def listing(repo):
@@ -243,7 +243,8 @@ def test_kill_9_mid_backup_leaves_usable_repository(stack, tmp_path):
     repo = tmp_path / "repo"
     ok = backup(repo, "--quiet")
     assert ok.returncode == 0, ok.stderr
-    r = hm("backup", "--repo", repo, "--port", str(PG_PORT), env=backup_env(HIVE_BACKUP_FAULT="mid-stream"))
+    r = hm("backup", "--repo", repo, "--host", "127.0.0.1", "--port", str(PG_PORT), "--user", "hive_backup",
+           env=backup_env(HIVE_BACKUP_FAULT="mid-stream"))
     assert r.returncode == -9, (r.returncode, r.stderr)
     partials = list((repo / ".tmp").iterdir())
     assert partials, "the killed run left no partial to clean up (was it killed mid-stream?)"

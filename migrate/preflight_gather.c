@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../common/fsutil.h"
+#include "stack.h"
 
 /* Turn err into an error problem with a stable code. Returns -1. */
 static int add_error(hm_preflight_report *r, const hm_error *err, const char *code)
@@ -213,14 +214,14 @@ static int live_checks(const hm_preflight_opts *o, const hm_pf_conn *c, int expl
 
 int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_error *err)
 {
-	hm_pf_stack stack;
+	hm_stack *loaded = NULL;
+	const hm_stack *stack = o->stack;
 	hm_pf_conn conn = {0};
 	int have_conn = 0, explicit_conn = 0;
 	const char *datadir = o->data_dir;
 	hm_preflight_facts *f = &r->facts;
 
 	memset(r, 0, sizeof *r);
-	memset(&stack, 0, sizeof stack);
 	memset(err, 0, sizeof *err);
 	r->verdict = HM_VERDICT_COMPATIBLE;
 	f->target_uid = o->target_uid;
@@ -237,20 +238,40 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 		snprintf(f->target_pgvector, sizeof f->target_pgvector, "%s",
 			 hm_preflight_pgvector_for_major(f->target_major));
 
-	if (o->stack_dir) {
-		if (hm_pf_stack_resolve(o->stack_dir, o->profile ? o->profile : "agent", &stack, err)) {
+	if (!stack && (o->compose || o->stack_dir)) {
+		hm_stack_select sel = {o->db_service, o->api_service};
+		if (!(loaded = calloc(1, sizeof *loaded))) {
+			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 			add_error(r, err, "stack-config");
 			goto done;
 		}
+		if (o->compose
+			    ? hm_stack_load_project(o->compose, &sel, loaded, err)
+			    : hm_stack_load(o->stack_dir, o->profile ? o->profile : "agent", loaded, err)) {
+			add_error(r, err, "stack-config");
+			goto done;
+		}
+		stack = loaded;
+	}
+	if (stack) {
 		if (!datadir)
-			datadir = stack.data_dir;
-		if (stack.port > 0) {
-			conn.host = stack.host[0] ? stack.host : "127.0.0.1";
-			conn.port = stack.port;
-			conn.user = stack.user[0] ? stack.user : NULL;
-			conn.dbname = stack.dbname[0] ? stack.dbname : NULL;
-			conn.password = stack.password[0] ? stack.password : NULL;
+			datadir = stack->pgdata;
+		if (stack->pg_port > 0) {
+			conn.host = stack->pg_host[0] ? stack->pg_host : "127.0.0.1";
+			conn.port = stack->pg_port;
+			conn.user = stack->db_user[0] ? stack->db_user : NULL;
+			conn.dbname = stack->db_name[0] ? stack->db_name : NULL;
+			conn.password = stack->db_password[0] ? stack->db_password : NULL;
 			have_conn = 1;
+		}
+		if ((r->stack = malloc(sizeof *r->stack))) {
+			*r->stack = *stack;
+			memset(r->stack->db_password, 0, sizeof r->stack->db_password);
+		}
+		if (hm_preflight_stack_rules(stack, r)) {
+			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory while evaluating the preflight");
+			r->verdict = HM_VERDICT_ERROR;
+			goto done;
 		}
 	}
 	if (o->host || o->user || o->dbname) {
@@ -293,14 +314,16 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 	if (hm_preflight_evaluate(f, r)) {
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory while evaluating the preflight");
 		r->verdict = HM_VERDICT_ERROR;
-		return -1;
 	}
 	goto done;
 
 fail_image:
 	add_error(r, err, "image");
 done:
-	memset(stack.password, 0, sizeof stack.password);
+	if (loaded) {
+		memset(loaded->db_password, 0, sizeof loaded->db_password);
+		free(loaded);
+	}
 	if (r->verdict == HM_VERDICT_ERROR) {
 		/* err holds the first error when a step failed; rebuild it from the problem
 		 * list otherwise (e.g. pg-version-mismatch found by the rules). */

@@ -4,16 +4,6 @@
 
 #include "preflight.h"
 
-/* What the split stack's compose configuration says about postgres-<profile>. */
-typedef struct hm_pf_stack {
-	char data_dir[4096]; /* host path of PGDATA (bind mount source + /pgdata) */
-	char host[64];
-	int port; /* published port, 0 if none */
-	char user[128];
-	char dbname[128];
-	char password[256]; /* never printed */
-} hm_pf_stack;
-
 /* Connection parameters for the live checks. */
 typedef struct hm_pf_conn {
 	const char *host;
@@ -30,8 +20,9 @@ typedef struct hm_pf_conn {
 int hm_pf_run_capture(char *const argv[], char **out, size_t max, int *status, char *errbuf, size_t errsz,
 		      hm_error *err);
 
-/* Resolve the split stack at stack_dir for profile via `docker compose config`. */
-int hm_pf_stack_resolve(const char *stack_dir, const char *profile, hm_pf_stack *out, hm_error *err);
+/* The split stack's part of the report (preflight_stack.c): JSON and text. */
+json_object *hm_pf_stack_json(const struct hm_stack *stack);
+void hm_pf_stack_print(const struct hm_stack *stack, FILE *f);
 
 /* Read the PostgreSQL major and the pgvector version an image ships. */
 int hm_pf_image_target(const char *image, int *major, char *pgvector, size_t pgvector_sz, hm_error *err);

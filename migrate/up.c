@@ -26,6 +26,7 @@
 #include "migration.h"
 #include "ownership.h"
 #include "preflight.h"
+#include "stack_options.h"
 
 #define UNIFIED_UID 1000
 #define UNIFIED_GID 1000
@@ -37,6 +38,7 @@ typedef struct up_times {
 
 typedef struct up_opts {
 	const char *stack;
+	hm_stack_options split; /* --compose-file, --project-directory, --project-name, --db/api-service */
 	const char *profile;
 	const char *image;
 	const char *templates;
@@ -52,39 +54,63 @@ typedef struct up_opts {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: hive-migrate up [OPTIONS]\n\n"
-		"Moves a running split stack (PostgreSQL + API containers) onto the unified container.\n"
-		"Either the unified container ends healthy with every row present, or the split stack\n"
-		"is put back as it was. An interrupted run resumes when started again.\n\n"
-		"options:\n"
-		"  --stack DIR            the split stack's compose project directory (default .)\n"
-		"  --profile P            agent, genie or all (default agent)\n"
-		"  --image IMAGE          unified image (default localhost/hive-unified:17)\n"
-		"  --templates DIR        compose templates of the unified container\n"
-		"                         (default: share/hive-migrate/docker/templates or "
-		"./docker/templates)\n"
-		"  --archive-dir DIR      where the snapshot goes (default STACK/.hive-migrate/archives;\n"
-		"                         --snapshot-dir is the same option)\n"
-		"  --container-name NAME  unified container name (default hive-PROFILE-unified)\n"
-		"  --name-prefix PREFIX   default container name becomes PREFIXhive-PROFILE-unified\n"
-		"                         (the way to name both containers of --profile all)\n"
-		"  --api-port PORT        unified API host port (default: the split API's port)\n"
-		"  --pg-port PORT         unified PostgreSQL host port on 127.0.0.1 (default: the split's)\n"
-		"                         --container-name, --api-port and --pg-port need a single\n"
-		"                         profile; with --profile all each profile keeps the split\n"
-		"                         stack's own ports\n"
-		"  --backup-password-file FILE  first line: password of the hive_backup role the\n"
-		"                         unified container creates (for hive-migrate backup)\n"
-		"  --health-timeout S     seconds to wait for health (default 120)\n"
-		"  --stop-timeout S       seconds given to containers to stop (default 30)\n"
-		"  --dry-run              print the plan and change nothing\n"
-		"  --json                 print the final summary as JSON on stdout\n"
-		"  --yes                  do not ask for confirmation on a terminal\n"
-		"  --quiet                no progress lines\n"
-		"  -h, --help             this help\n\n"
-		"exit codes: 0 migrated, 35 failed and rolled back, 36 rollback failed, 37 refused by\n"
-		"preflight, 33 locked, 34 interrupted rollback pending; docs/exit-codes.md\n");
+	fprintf(f, "usage: hive-migrate up [OPTIONS]\n\n"
+		   "Moves a running split stack (PostgreSQL + API containers) onto the unified container.\n"
+		   "Either the unified container ends healthy with every row present, or the split stack\n"
+		   "is put back as it was. An interrupted run resumes when started again.\n\n"
+		   "options:\n"
+		   "  --stack DIR            the split stack's directory: hive-migrate's state goes to\n"
+		   "                         DIR/.hive-migrate; its compose file is looked for there unless\n"
+		   "                         --compose-file is given (default: --project-directory, else "
+		   ".)\n" HM_STACK_OPTIONS_HELP(
+			   "                         ") "  --profile P            agent, genie or all "
+							"(default agent)\n"
+							"  --image IMAGE          unified image (default "
+							"localhost/hive-unified:17)\n"
+							"  --templates DIR        compose templates of the "
+							"unified container\n"
+							"                         (default: "
+							"share/hive-migrate/docker/templates or "
+							"./docker/templates)\n"
+							"  --archive-dir DIR      where the snapshot goes "
+							"(default STACK/.hive-migrate/archives;\n"
+							"                         --snapshot-dir is the same "
+							"option)\n"
+							"  --container-name NAME  unified container name "
+							"(default hive-PROFILE-unified)\n"
+							"  --name-prefix PREFIX   default container name "
+							"becomes PREFIXhive-PROFILE-unified\n"
+							"                         (the way to name both "
+							"containers of --profile all)\n"
+							"  --api-port PORT        unified API host port "
+							"(default: the split API's port)\n"
+							"  --pg-port PORT         unified PostgreSQL host "
+							"port on 127.0.0.1 (default: the split's)\n"
+							"                         --container-name, "
+							"--api-port and --pg-port need a single\n"
+							"                         profile; with --profile "
+							"all each profile keeps the split\n"
+							"                         stack's own ports\n"
+							"  --backup-password-file FILE  first line: password "
+							"of the hive_backup role the\n"
+							"                         unified container creates "
+							"(for hive-migrate backup)\n"
+							"  --health-timeout S     seconds to wait for health "
+							"(default 120)\n"
+							"  --stop-timeout S       seconds given to "
+							"containers to stop (default 30)\n"
+							"  --dry-run              print the plan and change "
+							"nothing\n"
+							"  --json                 print the final summary as "
+							"JSON on stdout\n"
+							"  --yes                  do not ask for "
+							"confirmation on a terminal\n"
+							"  --quiet                no progress lines\n"
+							"  -h, --help             this help\n\n"
+							"exit codes: 0 migrated, 35 failed and rolled back, "
+							"36 rollback failed, 37 refused by\n"
+							"preflight, 33 locked, 34 interrupted rollback "
+							"pending; docs/exit-codes.md\n");
 }
 
 /* Parse a positive integer option. */
@@ -171,6 +197,18 @@ static hm_pg_params unified_params(const hm_mig *m)
 	return p;
 }
 
+/* The folder the unified container mounts at /var/lib/postgresql/data: the parent of the
+ * split's PGDATA, which must be named pgdata (the unified image's PGDATA is
+ * /var/lib/postgresql/data/pgdata; the preflight refuses any other layout). */
+static void unified_data_dir(const hm_stack *s, char *out, size_t outsz)
+{
+	const char *slash = strrchr(s->pgdata, '/');
+	if (slash && slash > s->pgdata && !strcmp(slash + 1, "pgdata"))
+		snprintf(out, outsz, "%.*s", (int)(slash - s->pgdata), s->pgdata);
+	else
+		snprintf(out, outsz, "%s", s->data_dir);
+}
+
 /* Everything `check` checks, plus what up itself needs (image, ports, a running stack).
  * Refusals are HM_EXIT_PREFLIGHT; nothing has changed when this fails. */
 static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
@@ -187,6 +225,7 @@ static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
 	po.user = m->stack.db_user;
 	po.dbname = m->stack.db_name;
 	po.password = m->stack.db_password;
+	po.stack = &m->stack;
 	memset(&r, 0, sizeof r);
 	int have = hm_docker_image_exists(m->j.image, err);
 	if (have < 0)
@@ -249,6 +288,7 @@ static char *snapshot_metadata(const hm_mig *m, const hm_pg_control *pc)
 	json_object_object_add(o, "tool_version", json_object_new_string(HM_VERSION));
 	json_object_object_add(src, "stack_dir", json_object_new_string(m->stack_dir));
 	json_object_object_add(src, "project", json_object_new_string(m->stack.project));
+	json_object_object_add(src, "project_dir", json_object_new_string(m->stack.dir));
 	json_object_object_add(src, "profile", json_object_new_string(m->profile));
 	json_object_object_add(src, "service", json_object_new_string(m->stack.pg_service));
 	json_object_object_add(src, "image", json_object_new_string(m->stack.pg_image));
@@ -277,10 +317,9 @@ static char *snapshot_metadata(const hm_mig *m, const hm_pg_control *pc)
  * production" (killed) is started and stopped properly once; never archived silently. */
 static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
 {
-	const char *services[] = {m->stack.api_service, m->stack.pg_service, NULL};
 	for (int attempt = 0;; attempt++) {
 		hm_mig_log(m, "stopping the split stack (docker compose stop -t %d)", m->stop_timeout);
-		if (hm_compose_split_stop(m->stack_dir, m->profile, services, m->stop_timeout, err) != 0)
+		if (hm_compose_split_stop(&m->stack, m->stop_timeout, err) != 0)
 			return -1;
 		if (hm_pg_control_read(m->stack.pgdata, pc, err) != 0)
 			return -1;
@@ -300,7 +339,7 @@ static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
 			   "it again",
 			   hm_db_state_name(pc->state));
 		hm_pg_params p = hm_mig_split_params(m);
-		if (hm_compose_split_start(m->stack_dir, m->profile, err) != 0 ||
+		if (hm_compose_split_start(&m->stack, err) != 0 ||
 		    hm_wait_healthy("the split database", 0, &p, m->health_timeout, err) != 0)
 			return -1;
 	}
@@ -484,15 +523,21 @@ static void print_plan(const hm_mig *m, const up_opts *o)
 	printf("  1. preflight: passed (data %s, target %s)\n", m->stack.pgdata, j->image);
 	printf("  2. fingerprint every table of %s@127.0.0.1:%d into %s/fingerprint-%s.json\n",
 	       m->stack.db_user, m->stack.pg_port, m->state_dir, m->profile);
-	printf("  3. stop services %s %s (docker compose --project-directory %s stop -t %d); require \"shut "
-	       "down\"\n",
-	       m->stack.api_service, m->stack.pg_service, m->stack_dir, m->stop_timeout);
+	char desc[2048], settings[4096];
+	hm_compose_project_describe(&m->stack.compose, desc, sizeof desc);
+	printf("  3. stop services");
+	for (int i = 0; i < m->stack.n_api_services; i++)
+		printf(" %s", m->stack.api_services[i]);
+	printf(" %s (docker compose %s stop -t %d); require \"shut down\"\n", m->stack.pg_service, desc,
+	       m->stop_timeout);
 	printf("  4. snapshot %s into %s/<uuid>.tar.zst, then verify it\n", j->data_dir,
 	       o->archive_dir ? o->archive_dir : "STACK/.hive-migrate/archives");
 	printf("  5. change owners below %s to %d:%d (undo record kept)\n", j->data_dir, UNIFIED_UID,
 	       UNIFIED_GID);
 	printf("  6. start %s from %s (project %s), API port %d, PostgreSQL 127.0.0.1:%d\n",
 	       j->unified_container, j->template_file, j->unified_project, j->api_port, j->pg_port);
+	if (hm_stack_settings_arg(&m->stack, settings, sizeof settings) == 0 && settings[0])
+		printf("     with the settings of the split server's command line: %s\n", settings);
 	printf("  7. wait up to %d s for health, compare the fingerprint\n", m->health_timeout);
 	printf("  8. on failure: roll back automatically and start the split stack again\n");
 }
@@ -561,13 +606,13 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 	const char *failed_step = NULL;
 	hm_journal *j = &m.j;
 
+	hm_compose_project proj;
+	hm_stack_select sel;
 	if (hm_mig_init(&m, o->stack, profile, &err) != 0)
 		goto out;
 	m.stop_timeout = o->stop_timeout;
 	m.health_timeout = o->health_timeout;
 	m.quiet = o->quiet;
-	if (hm_stack_load(m.stack_dir, profile, &m.stack, &err) != 0)
-		goto out;
 	if (!o->dry_run && hm_mig_lock(&m, &err) != 0)
 		goto out;
 
@@ -575,6 +620,12 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 	if (loaded < 0)
 		goto out;
 	hm_resume action = hm_journal_resume_action(loaded == 0 ? &old : NULL);
+	/* a migration under way (or done) goes on with the project it recorded */
+	int recorded = action == HM_RESUME_CONTINUE || action == HM_RESUME_ALREADY_DONE ||
+		       action == HM_RESUME_NEED_ROLLBACK;
+	if (hm_stack_options_project(&o->split, m.stack_dir, profile, recorded ? &old : NULL, m.journal_path,
+				     &proj, &sel, &err) != 0)
+		goto out;
 	if (action == HM_RESUME_ALREADY_DONE) {
 		*j = old;
 		if (!o->json)
@@ -590,6 +641,8 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			      profile);
 		goto out;
 	}
+	if (hm_stack_load_project(&proj, &sel, &m.stack, &err) != 0)
+		goto out;
 	if (action == HM_RESUME_CONTINUE) {
 		if (o->dry_run) {
 			printf("an interrupted migration of profile %s stands at step \"%s\": up would "
@@ -598,12 +651,15 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			goto out;
 		}
 		*j = old;
+		if (!j->project_name[0])
+			hm_mig_record_stack(&m); /* a journal from before they were recorded */
 		hm_mig_log(&m, "resuming the interrupted migration at step \"%s\"", hm_step_name(j->step));
 	} else {
 		/* fresh (or restarted before anything changed) */
 		hm_journal_init(j, profile, m.stack_dir);
+		hm_mig_record_stack(&m);
 		snprintf(j->image, sizeof j->image, "%s", o->image);
-		snprintf(j->data_dir, sizeof j->data_dir, "%s", m.stack.data_dir);
+		unified_data_dir(&m.stack, j->data_dir, sizeof j->data_dir);
 		snprintf(j->pgdata, sizeof j->pgdata, "%s", m.stack.pgdata);
 		j->api_port = o->api_port ? o->api_port
 					  : (m.stack.api_port ? m.stack.api_port
@@ -627,7 +683,7 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			hm_mig_log(&m, "an interrupted run stopped before changing anything: starting over");
 			hm_pg_params sp = hm_mig_split_params(&m);
 			if (!hm_pg_healthy(&sp, NULL, 0) &&
-			    (hm_compose_split_start(m.stack_dir, profile, &err) != 0 ||
+			    (hm_compose_split_start(&m.stack, &err) != 0 ||
 			     hm_wait_healthy("the split stack", m.stack.api_port, &sp, m.health_timeout,
 					     &err) != 0))
 				goto out;
@@ -723,14 +779,48 @@ out:
 	return code;
 }
 
+/* --profile all on compose files that hold one profile would find the same database twice:
+ * refuse before anything changes. Stacks that cannot be read here are left to up_profile,
+ * which reports why. */
+static int distinct_profiles(const up_opts *o, const char *const profiles[])
+{
+	hm_stack *s = calloc(2, sizeof *s);
+	int rc = 0;
+	for (int i = 0; s && i < 2; i++) {
+		hm_compose_project p;
+		hm_stack_select sel;
+		hm_error e = {0};
+		if (hm_stack_options_project(&o->split, o->stack, profiles[i], NULL, "", &p, &sel, &e) != 0 ||
+		    hm_stack_load_project(&p, &sel, &s[i], &e) != 0)
+			goto out;
+	}
+	if (s && !strcmp(s[0].pgdata, s[1].pgdata)) {
+		fprintf(stderr,
+			"hive-migrate: error: up: --profile all finds one database, %s (%s), for both agent "
+			"and "
+			"genie (hint: the compose files hold one profile: run up once per profile, each with "
+			"its "
+			"own --compose-file)\n",
+			s[0].pg_service, s[0].pgdata);
+		rc = -1;
+	}
+out:
+	if (s) {
+		memset(s[0].db_password, 0, sizeof s[0].db_password);
+		memset(s[1].db_password, 0, sizeof s[1].db_password);
+	}
+	free(s);
+	return rc;
+}
+
 int hm_cmd_up(int argc, char **argv)
 {
-	up_opts o = {.stack = ".",
-		     .profile = "agent",
+	up_opts o = {.profile = "agent",
 		     .image = "localhost/hive-unified:17",
 		     .health_timeout = 120,
 		     .stop_timeout = 30};
 	static const struct option longopts[] = {{"stack", required_argument, NULL, 's'},
+						 HM_STACK_LONGOPTS,
 						 {"profile", required_argument, NULL, 'p'},
 						 {"image", required_argument, NULL, 'i'},
 						 {"templates", required_argument, NULL, 't'},
@@ -752,7 +842,12 @@ int hm_cmd_up(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hy", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hyf:", longopts, NULL)) != -1) {
+		int sc = hm_stack_options_parse(&o.split, c, optarg, "up");
+		if (sc < 0)
+			return HM_EXIT_USAGE;
+		if (sc > 0)
+			continue;
 		switch (c) {
 		case 's':
 			o.stack = optarg;
@@ -845,6 +940,13 @@ int hm_cmd_up(int argc, char **argv)
 			o.profile);
 		return HM_EXIT_USAGE;
 	}
+	if (!o.stack)
+		o.stack = o.split.project_dir ? o.split.project_dir : ".";
+	if (profiles[1] && (o.split.db_service || o.split.api_service)) {
+		fprintf(stderr,
+			"hive-migrate: error: up: --db-service/--api-service need a single --profile\n");
+		return HM_EXIT_USAGE;
+	}
 	if (profiles[1] && (o.container_name || o.api_port || o.pg_port)) {
 		fprintf(stderr, "hive-migrate: error: up: --container-name/--api-port/--pg-port need a "
 				"single --profile (hint: --name-prefix names the containers of --profile "
@@ -865,6 +967,10 @@ int hm_cmd_up(int argc, char **argv)
 			free(o.backup_password);
 			return HM_EXIT_USAGE;
 		}
+	}
+	if (profiles[1] && distinct_profiles(&o, profiles) != 0) {
+		free(o.backup_password);
+		return HM_EXIT_USAGE;
 	}
 	json_object *arr = o.json ? json_object_new_array() : NULL;
 	int code = HM_EXIT_OK;

@@ -182,3 +182,71 @@ def test_up_then_rollback(stack):
     assert settings_of(PG_PORT, "agent", "agent")["effective_cache_size"] == ("512MB", "command line")
     r = run(["docker", "inspect", "-f", "{{.Config.User}}", s.container()])
     assert r.stdout.strip() == "1000:1000"
+
+
+def test_killed_up_resumes_with_the_recorded_project(stack):
+    """kill -9 after the chown; `up` again with no compose options continues from the
+    journal's project; rollback; data and owners as before."""
+    s = stack
+    owners_before = owners(s.mount_dir())
+    env = dict(hm_env(), HIVE_MIGRATE_FAULT="after:chown")
+    res = run([HM, "up", "-f", COMPOSE_FILE, "--yes", "--image", IMAGE, "--templates", TEMPLATES,
+               "--container-name", UNIFIED], cwd=s.path, env=env, timeout=600)
+    assert res.returncode == -9, describe(res)
+    again = hmig(s, "up", "--yes", "--json", "--image", IMAGE, "--templates", TEMPLATES,
+                 "--container-name", UNIFIED, "--health-timeout", "90")
+    assert again.returncode == 0, describe(again)
+    assert 'resuming the interrupted migration at step "chowned"' in again.stderr
+    wait_until(s.api_healthy, 30, what="unified API")
+    assert s.fingerprint() == s.before
+    rb = hmig(s, "rollback", "--yes", "--health-timeout", "90")
+    assert rb.returncode == 0, describe(rb)
+    wait_until(s.api_healthy, 60, what="split API healthy")
+    assert s.fingerprint() == s.before
+    assert_owners_kept(owners_before, owners(s.mount_dir()))
+
+
+def test_profile_all_on_a_one_profile_file(stack):
+    res = hmig(stack, "up", "-f", COMPOSE_FILE, "--profile", "all", "--yes")
+    assert res.returncode == EXIT_USAGE, describe(res)
+    assert "finds one database, postgres-agent" in res.stderr
+    assert stack.state() == "running"
+
+
+def test_refusals_read_through_compose(engine, tmp_path):
+    """Stacks with nothing (or nothing unambiguous) to migrate, as compose itself reads
+    them: one error line with the candidates or the way forward; nothing runs."""
+    def check(text, *extra):
+        f = tmp_path / "compose.yml"
+        f.write_text(text)
+        res = run([HM, "check", "-f", f, *extra], cwd=tmp_path)
+        assert res.returncode == 12, describe(res)
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith("hive-migrate: error:")
+        return res.stderr
+
+    pg = "    image: localhost/hive-split-postgres:17\n    environment: [POSTGRES_PASSWORD=x]\n"
+    two = ("services:\n  db-a:\n" + pg + "    volumes: ['./a:/var/lib/postgresql/data']\n"
+           "  db-b:\n" + pg + "    volumes: ['./b:/var/lib/postgresql/data']\n")
+    err = check(two)
+    assert "2 PostgreSQL services" in err and "db-a (bind " in err and "db-b (bind " in err
+    assert "--db-service" in err
+    # upstream's own agent-postgres kept its data in the container
+    err = check("services:\n  agent-postgres:\n    image: agnohq/pgvector:16\n"
+                "    environment: [POSTGRES_PASSWORD=test_pass, PGDATA=/var/lib/postgresql/data/pgdata]\n"
+                "  agent-api:\n    image: x\n    depends_on: [agent-postgres]\n")
+    assert "keeps no data on the host" in err and "nothing to migrate" in err
+    # a named volume that does not exist yet
+    vol = ("services:\n  db:\n" + pg + "    volumes: ['pgdata:/var/lib/postgresql/data']\n"
+           "volumes:\n  pgdata:\n    name: hs-r-missing-volume\n")
+    err = check(vol)
+    assert "hs-r-missing-volume" in err and "does not exist" in err
+    # a volume mounted with options (nfs): not a host directory
+    run(["docker", "volume", "rm", "-f", "hs-r-nfs-volume"])
+    made = run(["docker", "volume", "create", "--opt", "type=nfs", "--opt", "o=addr=127.0.0.1",
+                "--opt", "device=:/nowhere", "hs-r-nfs-volume"])
+    try:
+        assert made.returncode == 0, describe(made)
+        err = check(vol.replace("hs-r-missing-volume", "hs-r-nfs-volume"))
+        assert "mounted with options (type=nfs)" in err and "bind-mount" in err
+    finally:
+        run(["docker", "volume", "rm", "-f", "hs-r-nfs-volume"])

@@ -23,31 +23,22 @@ static void usage(FILE *f)
 		   "options:\n"
 		   "  --data-dir DIR      the PostgreSQL data directory (PGDATA, holds PG_VERSION)\n"
 		   "  --stack DIR         the split stack's directory, with its compose file (finds the\n"
-		   "                      data dir, the live server and the settings of its "
-		   "database)\n" HM_STACK_OPTIONS_HELP(
-			   "                      ") "  --profile NAME      agent (default) or genie, with a "
-						     "stack\n"
-						     "  --target-major N    PostgreSQL major of the target "
-						     "(default 17)\n"
-						     "  --image IMG         read the target major and "
-						     "pgvector version from this image\n"
-						     "  --target-uid UID    uid the unified container runs "
-						     "as (default 1000)\n"
-						     "  --snapshot-dir DIR  where the snapshot will go "
-						     "(free-space check; default the\n"
-						     "                      data directory's file system)\n"
-						     "  --host H --port P --user U --dbname D\n"
-						     "                      check the running old server too "
-						     "(password from PGPASSWORD\n"
-						     "                      or PGPASSFILE, never the command "
-						     "line)\n"
-						     "  --no-live           never connect to a server (also "
-						     "with --stack)\n"
-						     "  --json              machine-readable report\n"
-						     "  -h, --help          this text\n\n"
-						     "exit codes: 0 compatible, 10 warnings, 11 "
-						     "incompatible, 12 error, 2 usage\n"
-						     "details: docs/check.md\n");
+		   "                      data dir, the live server and the settings of its database)\n");
+	fputs(HM_STACK_OPTIONS_HELP("                      "), f);
+	fprintf(f, "  --profile NAME      agent (default) or genie, with a stack\n"
+		   "  --target-major N    PostgreSQL major of the target (default 17)\n"
+		   "  --image IMG         read the target major and pgvector version from this image\n"
+		   "  --target-uid UID    uid the unified container runs as (default 1000)\n"
+		   "  --snapshot-dir DIR  where the snapshot will go (free-space check; default the\n"
+		   "                      data directory's file system)\n"
+		   "  --host H --port P --user U --dbname D\n"
+		   "                      check the running old server too (password from PGPASSWORD\n"
+		   "                      or PGPASSFILE, never the command line)\n"
+		   "  --no-live           never connect to a server (also with --stack)\n"
+		   "  --json              machine-readable report\n"
+		   "  -h, --help          this text\n\n"
+		   "exit codes: 0 compatible, 10 warnings, 11 incompatible, 12 error, 2 usage\n"
+		   "details: docs/check.md\n");
 }
 
 /* Parse a non-negative integer option; -1 if invalid. */

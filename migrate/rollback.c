@@ -26,28 +26,21 @@ static void usage(FILE *f)
 		   "options:\n"
 		   "  --stack DIR         the split stack's directory, where up kept its state in\n"
 		   "                      DIR/.hive-migrate (default: --project-directory, else .); the\n"
-		   "                      compose project up recorded there is used\n" HM_STACK_OPTIONS_HELP(
-			   "                      ") "  --profile P         agent, genie or all (default "
-						     "agent)\n"
-						     "  --backup ID         restore this snapshot (backup id "
-						     "or archive path) instead of the\n"
-						     "                      migration's own\n"
-						     "  --archive-dir DIR   where snapshots are (default "
-						     "STACK/.hive-migrate/archives)\n"
-						     "  --health-timeout S  seconds to wait for health "
-						     "(default 120)\n"
-						     "  --stop-timeout S    seconds given to containers to "
-						     "stop (default 30)\n"
-						     "  --dry-run           print what would be done\n"
-						     "  --json              print a JSON summary on stdout\n"
-						     "  --yes               do not ask for confirmation on a "
-						     "terminal\n"
-						     "  --quiet             no progress lines\n"
-						     "  -h, --help          this help\n\n"
-						     "exit codes: 0 rolled back, 40 snapshot failed "
-						     "verification (nothing changed), 41 no\n"
-						     "migration to roll back, 36 rollback failed, 33 locked; "
-						     "docs/exit-codes.md\n");
+		   "                      compose project up recorded there is used\n");
+	fputs(HM_STACK_OPTIONS_HELP("                      "), f);
+	fprintf(f, "  --profile P         agent, genie or all (default agent)\n"
+		   "  --backup ID         restore this snapshot (backup id or archive path) instead of the\n"
+		   "                      migration's own\n"
+		   "  --archive-dir DIR   where snapshots are (default STACK/.hive-migrate/archives)\n"
+		   "  --health-timeout S  seconds to wait for health (default 120)\n"
+		   "  --stop-timeout S    seconds given to containers to stop (default 30)\n"
+		   "  --dry-run           print what would be done\n"
+		   "  --json              print a JSON summary on stdout\n"
+		   "  --yes               do not ask for confirmation on a terminal\n"
+		   "  --quiet             no progress lines\n"
+		   "  -h, --help          this help\n\n"
+		   "exit codes: 0 rolled back, 40 snapshot failed verification (nothing changed), 41 no\n"
+		   "migration to roll back, 36 rollback failed, 33 locked; docs/exit-codes.md\n");
 }
 
 typedef struct rb_opts {

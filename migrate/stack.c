@@ -571,6 +571,15 @@ int hm_stack_set_volume_path(hm_stack *s, const char *path, hm_error *err)
 	return 0;
 }
 
+void hm_stack_unified_data_dir(const hm_stack *s, char *out, size_t outsz)
+{
+	const char *slash = strrchr(s->pgdata, '/');
+	if (slash && slash > s->pgdata && !strcmp(slash + 1, "pgdata"))
+		snprintf(out, outsz, "%.*s", (int)(slash - s->pgdata), s->pgdata);
+	else
+		snprintf(out, outsz, "%s", s->data_dir);
+}
+
 /* The parser proper. legacy: services named postgres-PROFILE / PROFILE-api (fixtures/split)
  * when present. */
 static int parse(const char *json, const hm_compose_project *p, const hm_stack_select *sel, int legacy,

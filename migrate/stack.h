@@ -113,6 +113,11 @@ int hm_stack_set_volume_path(hm_stack *s, const char *path, hm_error *err);
  * (double quotes, backslash before \ and "). "" when there are none. -1 if it does not fit. */
 int hm_stack_settings_arg(const hm_stack *s, char *out, size_t outsz);
 
+/* The folder the unified container mounts at /var/lib/postgresql/data: the parent of PGDATA
+ * when it is named pgdata (the unified image's PGDATA is /var/lib/postgresql/data/pgdata;
+ * the preflight refuses any other layout: pgdata-layout), else data_dir. */
+void hm_stack_unified_data_dir(const hm_stack *s, char *out, size_t outsz);
+
 /* Parse a postgres command line (argv of `command:`) into carried settings and skipped
  * parts (pure; used by the parser and the unit tests). Appends to s->settings/skipped. */
 void hm_stack_parse_command(hm_stack *s, const char *const argv[], int argc);

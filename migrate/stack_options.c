@@ -2,6 +2,7 @@
 #include "stack_options.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int hm_stack_options_parse(hm_stack_options *o, int c, const char *optarg_, const char *cmd)
@@ -107,4 +108,35 @@ int hm_stack_options_project(const hm_stack_options *o, const char *stack_dir, c
 	if (o->api_service)
 		sel->api_service = o->api_service;
 	return 0;
+}
+
+int hm_stack_options_distinct(const hm_stack_options *o, const char *stack_dir, const char *const profiles[2])
+{
+	hm_stack *s = calloc(2, sizeof *s);
+	int rc = 0;
+	for (int i = 0; s && i < 2; i++) {
+		hm_compose_project p;
+		hm_stack_select sel;
+		hm_error e = {0};
+		if (hm_stack_options_project(o, stack_dir, profiles[i], NULL, "", &p, &sel, &e) != 0 ||
+		    hm_stack_load_project(&p, &sel, &s[i], &e) != 0)
+			goto out;
+	}
+	if (s && !strcmp(s[0].pgdata, s[1].pgdata)) {
+		fprintf(stderr,
+			"hive-migrate: error: up: --profile all finds one database, %s (%s), for both agent "
+			"and "
+			"genie (hint: the compose files hold one profile: run up once per profile, each with "
+			"its "
+			"own --compose-file)\n",
+			s[0].pg_service, s[0].pgdata);
+		rc = -1;
+	}
+out:
+	if (s) {
+		memset(s[0].db_password, 0, sizeof s[0].db_password);
+		memset(s[1].db_password, 0, sizeof s[1].db_password);
+	}
+	free(s);
+	return rc;
 }

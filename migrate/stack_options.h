@@ -36,7 +36,7 @@ typedef struct hm_stack_options {
 #define HM_STACK_OPTIONS_HELP(IND)                                                                           \
 	"  -f, --compose-file FILE\n" IND                                                                    \
 	"the split stack's compose file, repeatable, relative to the\n" IND                                  \
-	"current directory (as docker compose -f), e.g. docker/templates/agent.yml\n"                        \
+	"current directory (as docker compose -f), e.g.\n" IND "docker/templates/agent.yml\n"                \
 	"  --project-directory DIR\n" IND "compose's project directory (default: the first file's)\n"        \
 	"  --project-name NAME\n" IND "compose's project name (default: as compose decides)\n"               \
 	"  --db-service NAME\n" IND "the database service (default: found by role, the service\n" IND        \
@@ -57,5 +57,11 @@ int hm_stack_options_given(const hm_stack_options *o);
 int hm_stack_options_project(const hm_stack_options *o, const char *stack_dir, const char *profile,
 			     const hm_journal *recorded, const char *journal_path, hm_compose_project *p,
 			     hm_stack_select *sel, hm_error *err);
+
+/* --profile all on compose files that hold one profile would find the same database for
+ * agent and genie: 0 when they differ (or a stack cannot be read: the caller reports that),
+ * -1 with one error line on stderr when they are the same. */
+int hm_stack_options_distinct(const hm_stack_options *o, const char *stack_dir,
+			      const char *const profiles[2]);
 
 #endif

@@ -54,63 +54,43 @@ typedef struct up_opts {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hive-migrate up [OPTIONS]\n\n"
-		   "Moves a running split stack (PostgreSQL + API containers) onto the unified container.\n"
-		   "Either the unified container ends healthy with every row present, or the split stack\n"
-		   "is put back as it was. An interrupted run resumes when started again.\n\n"
-		   "options:\n"
-		   "  --stack DIR            the split stack's directory: hive-migrate's state goes to\n"
-		   "                         DIR/.hive-migrate; its compose file is looked for there unless\n"
-		   "                         --compose-file is given (default: --project-directory, else "
-		   ".)\n" HM_STACK_OPTIONS_HELP(
-			   "                         ") "  --profile P            agent, genie or all "
-							"(default agent)\n"
-							"  --image IMAGE          unified image (default "
-							"localhost/hive-unified:17)\n"
-							"  --templates DIR        compose templates of the "
-							"unified container\n"
-							"                         (default: "
-							"share/hive-migrate/docker/templates or "
-							"./docker/templates)\n"
-							"  --archive-dir DIR      where the snapshot goes "
-							"(default STACK/.hive-migrate/archives;\n"
-							"                         --snapshot-dir is the same "
-							"option)\n"
-							"  --container-name NAME  unified container name "
-							"(default hive-PROFILE-unified)\n"
-							"  --name-prefix PREFIX   default container name "
-							"becomes PREFIXhive-PROFILE-unified\n"
-							"                         (the way to name both "
-							"containers of --profile all)\n"
-							"  --api-port PORT        unified API host port "
-							"(default: the split API's port)\n"
-							"  --pg-port PORT         unified PostgreSQL host "
-							"port on 127.0.0.1 (default: the split's)\n"
-							"                         --container-name, "
-							"--api-port and --pg-port need a single\n"
-							"                         profile; with --profile "
-							"all each profile keeps the split\n"
-							"                         stack's own ports\n"
-							"  --backup-password-file FILE  first line: password "
-							"of the hive_backup role the\n"
-							"                         unified container creates "
-							"(for hive-migrate backup)\n"
-							"  --health-timeout S     seconds to wait for health "
-							"(default 120)\n"
-							"  --stop-timeout S       seconds given to "
-							"containers to stop (default 30)\n"
-							"  --dry-run              print the plan and change "
-							"nothing\n"
-							"  --json                 print the final summary as "
-							"JSON on stdout\n"
-							"  --yes                  do not ask for "
-							"confirmation on a terminal\n"
-							"  --quiet                no progress lines\n"
-							"  -h, --help             this help\n\n"
-							"exit codes: 0 migrated, 35 failed and rolled back, "
-							"36 rollback failed, 37 refused by\n"
-							"preflight, 33 locked, 34 interrupted rollback "
-							"pending; docs/exit-codes.md\n");
+	fprintf(f,
+		"usage: hive-migrate up [OPTIONS]\n\n"
+		"Moves a running split stack (PostgreSQL + API containers) onto the unified container.\n"
+		"Either the unified container ends healthy with every row present, or the split stack\n"
+		"is put back as it was. An interrupted run resumes when started again.\n\n"
+		"options:\n"
+		"  --stack DIR            the split stack's directory: hive-migrate's state goes to\n"
+		"                         DIR/.hive-migrate; its compose file is looked for there unless\n"
+		"                         --compose-file is given (default: --project-directory, else .)\n");
+	fputs(HM_STACK_OPTIONS_HELP("                         "), f);
+	fprintf(f,
+		"  --profile P            agent, genie or all (default agent)\n"
+		"  --image IMAGE          unified image (default localhost/hive-unified:17)\n"
+		"  --templates DIR        compose templates of the unified container\n"
+		"                         (default: share/hive-migrate/docker/templates or "
+		"./docker/templates)\n"
+		"  --archive-dir DIR      where the snapshot goes (default STACK/.hive-migrate/archives;\n"
+		"                         --snapshot-dir is the same option)\n"
+		"  --container-name NAME  unified container name (default hive-PROFILE-unified)\n"
+		"  --name-prefix PREFIX   default container name becomes PREFIXhive-PROFILE-unified\n"
+		"                         (the way to name both containers of --profile all)\n"
+		"  --api-port PORT        unified API host port (default: the split API's port)\n"
+		"  --pg-port PORT         unified PostgreSQL host port on 127.0.0.1 (default: the split's)\n"
+		"                         --container-name, --api-port and --pg-port need a single\n"
+		"                         profile; with --profile all each profile keeps the split\n"
+		"                         stack's own ports\n"
+		"  --backup-password-file FILE  first line: password of the hive_backup role the\n"
+		"                         unified container creates (for hive-migrate backup)\n"
+		"  --health-timeout S     seconds to wait for health (default 120)\n"
+		"  --stop-timeout S       seconds given to containers to stop (default 30)\n"
+		"  --dry-run              print the plan and change nothing\n"
+		"  --json                 print the final summary as JSON on stdout\n"
+		"  --yes                  do not ask for confirmation on a terminal\n"
+		"  --quiet                no progress lines\n"
+		"  -h, --help             this help\n\n"
+		"exit codes: 0 migrated, 35 failed and rolled back, 36 rollback failed, 37 refused by\n"
+		"preflight, 33 locked, 34 interrupted rollback pending; docs/exit-codes.md\n");
 }
 
 /* Parse a positive integer option. */
@@ -195,18 +175,6 @@ static hm_pg_params unified_params(const hm_mig *m)
 	hm_pg_params p = {"127.0.0.1",	    m->j.pg_port,	  m->stack.db_user,
 			  m->stack.db_name, m->stack.db_password, 5};
 	return p;
-}
-
-/* The folder the unified container mounts at /var/lib/postgresql/data: the parent of the
- * split's PGDATA, which must be named pgdata (the unified image's PGDATA is
- * /var/lib/postgresql/data/pgdata; the preflight refuses any other layout). */
-static void unified_data_dir(const hm_stack *s, char *out, size_t outsz)
-{
-	const char *slash = strrchr(s->pgdata, '/');
-	if (slash && slash > s->pgdata && !strcmp(slash + 1, "pgdata"))
-		snprintf(out, outsz, "%.*s", (int)(slash - s->pgdata), s->pgdata);
-	else
-		snprintf(out, outsz, "%s", s->data_dir);
 }
 
 /* Everything `check` checks, plus what up itself needs (image, ports, a running stack).
@@ -659,7 +627,7 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		hm_journal_init(j, profile, m.stack_dir);
 		hm_mig_record_stack(&m);
 		snprintf(j->image, sizeof j->image, "%s", o->image);
-		unified_data_dir(&m.stack, j->data_dir, sizeof j->data_dir);
+		hm_stack_unified_data_dir(&m.stack, j->data_dir, sizeof j->data_dir);
 		snprintf(j->pgdata, sizeof j->pgdata, "%s", m.stack.pgdata);
 		j->api_port = o->api_port ? o->api_port
 					  : (m.stack.api_port ? m.stack.api_port
@@ -777,40 +745,6 @@ out:
 		summary(&m, o, code, &ast, &times, &err, failed_step, arr);
 	hm_mig_unlock(&m);
 	return code;
-}
-
-/* --profile all on compose files that hold one profile would find the same database twice:
- * refuse before anything changes. Stacks that cannot be read here are left to up_profile,
- * which reports why. */
-static int distinct_profiles(const up_opts *o, const char *const profiles[])
-{
-	hm_stack *s = calloc(2, sizeof *s);
-	int rc = 0;
-	for (int i = 0; s && i < 2; i++) {
-		hm_compose_project p;
-		hm_stack_select sel;
-		hm_error e = {0};
-		if (hm_stack_options_project(&o->split, o->stack, profiles[i], NULL, "", &p, &sel, &e) != 0 ||
-		    hm_stack_load_project(&p, &sel, &s[i], &e) != 0)
-			goto out;
-	}
-	if (s && !strcmp(s[0].pgdata, s[1].pgdata)) {
-		fprintf(stderr,
-			"hive-migrate: error: up: --profile all finds one database, %s (%s), for both agent "
-			"and "
-			"genie (hint: the compose files hold one profile: run up once per profile, each with "
-			"its "
-			"own --compose-file)\n",
-			s[0].pg_service, s[0].pgdata);
-		rc = -1;
-	}
-out:
-	if (s) {
-		memset(s[0].db_password, 0, sizeof s[0].db_password);
-		memset(s[1].db_password, 0, sizeof s[1].db_password);
-	}
-	free(s);
-	return rc;
 }
 
 int hm_cmd_up(int argc, char **argv)
@@ -968,7 +902,7 @@ int hm_cmd_up(int argc, char **argv)
 			return HM_EXIT_USAGE;
 		}
 	}
-	if (profiles[1] && distinct_profiles(&o, profiles) != 0) {
+	if (profiles[1] && hm_stack_options_distinct(&o.split, o.stack, profiles) != 0) {
 		free(o.backup_password);
 		return HM_EXIT_USAGE;
 	}

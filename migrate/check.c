@@ -11,19 +11,22 @@
 #include "../common/exitcode.h"
 #include "../common/pgconn.h"
 #include "preflight.h"
+#include "stack_options.h"
 
 /* Usage text (stdout for --help, stderr never: bad options get one line). */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hive-migrate check --data-dir DIR [--target-major N | --image IMG] [OPTIONS]\n"
+		   "       hive-migrate check --compose-file FILE... [--profile agent|genie] [OPTIONS]\n"
 		   "       hive-migrate check --stack DIR --profile agent|genie [OPTIONS]\n\n"
 		   "Can the unified container run on this data directory? Reads PG_VERSION and\n"
 		   "global/pg_control (no server needed) and changes nothing.\n\n"
 		   "options:\n"
 		   "  --data-dir DIR      the PostgreSQL data directory (PGDATA, holds PG_VERSION)\n"
-		   "  --stack DIR         the split stack's compose directory (finds the data dir and\n"
-		   "                      the live server of service postgres-PROFILE)\n"
-		   "  --profile NAME      agent (default) or genie, with --stack\n"
+		   "  --stack DIR         the split stack's directory, with its compose file (finds the\n"
+		   "                      data dir, the live server and the settings of its database)\n");
+	fputs(HM_STACK_OPTIONS_HELP("                      "), f);
+	fprintf(f, "  --profile NAME      agent (default) or genie, with a stack\n"
 		   "  --target-major N    PostgreSQL major of the target (default 17)\n"
 		   "  --image IMG         read the target major and pgvector version from this image\n"
 		   "  --target-uid UID    uid the unified container runs as (default 1000)\n"
@@ -60,6 +63,7 @@ static long parse_num(const char *s, long max)
 int hm_cmd_check(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		HM_STACK_LONGOPTS,
 		{"data-dir", required_argument, NULL, 'd'},
 		{"stack", required_argument, NULL, 's'},
 		{"profile", required_argument, NULL, 'P'},
@@ -77,12 +81,19 @@ int hm_cmd_check(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	hm_preflight_opts o;
+	hm_stack_options so = {0};
+	hm_compose_project proj;
 	int json = 0, c, major_given = 0;
 	long v;
 	hm_preflight_opts_init(&o);
 	optind = 0; /* getopt state is per process: reset for this argv */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:", longopts, NULL)) != -1) {
+		int sc = c == ':' ? 0 : hm_stack_options_parse(&so, c, optarg, "check");
+		if (sc < 0)
+			return HM_EXIT_USAGE;
+		if (sc > 0)
+			continue;
 		switch (c) {
 		case 'd':
 			o.data_dir = optarg;
@@ -176,21 +187,28 @@ int hm_cmd_check(int argc, char **argv)
 			argv[optind]);
 		return HM_EXIT_USAGE;
 	}
-	if (!o.data_dir && !o.stack_dir) {
-		fprintf(stderr, "hive-migrate: error: check needs --data-dir DIR or --stack DIR "
-				"(hint: hive-migrate check --help)\n");
+	int with_stack = o.stack_dir || hm_stack_options_given(&so);
+	if (!o.data_dir && !with_stack) {
+		fprintf(stderr,
+			"hive-migrate: error: check needs --data-dir DIR, --compose-file FILE or --stack DIR "
+			"(hint: hive-migrate check --help)\n");
+		return HM_EXIT_USAGE;
+	}
+	if ((so.db_service || so.api_service) && !with_stack) {
+		fprintf(stderr, "hive-migrate: error: --db-service/--api-service go with a stack "
+				"(--compose-file or --stack)\n");
 		return HM_EXIT_USAGE;
 	}
 	if (o.image && major_given) {
 		fprintf(stderr, "hive-migrate: error: give --image or --target-major, not both\n");
 		return HM_EXIT_USAGE;
 	}
-	if (o.profile && !o.stack_dir) {
-		fprintf(stderr, "hive-migrate: error: --profile goes with --stack\n");
+	if (o.profile && !with_stack) {
+		fprintf(stderr, "hive-migrate: error: --profile goes with --stack or --compose-file\n");
 		return HM_EXIT_USAGE;
 	}
 
-	hm_error err;
+	hm_error err = {0};
 	if (o.conninfo) { /* a bad --dbname is a usage error, found before anything runs */
 		hm_pgconn p;
 		hm_pgconn_init(&p);
@@ -203,7 +221,22 @@ int hm_cmd_check(int argc, char **argv)
 	}
 
 	hm_preflight_report r;
-	int rc = hm_preflight_run(&o, &r, &err);
+	int rc;
+	if (with_stack && hm_compose_project_init(&proj, o.stack_dir ? o.stack_dir : ".", so.files,
+						  so.n_files, so.project_dir, so.project_name,
+						  o.profile ? o.profile : "agent", &err) != 0) {
+		/* a report with this one problem, so that --json carries it too */
+		memset(&r, 0, sizeof r);
+		hm_preflight_add(&r, HM_SEV_ERROR, "stack-config", err.hint, "%s", err.message);
+		rc = -1;
+	} else {
+		if (with_stack) {
+			o.compose = &proj;
+			o.db_service = so.db_service;
+			o.api_service = so.api_service;
+		}
+		rc = hm_preflight_run(&o, &r, &err);
+	}
 	if (json) {
 		json_object *j = hm_preflight_report_json(&r);
 		puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |

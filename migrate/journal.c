@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,8 @@ void hm_journal_init(hm_journal *j, const char *profile, const char *stack_dir)
 	X(profile) X(stack_dir) X(backup_id) X(archive) X(manifest_sha256) X(data_dir) X(pgdata) \
 	X(fingerprint_file) X(chown_file) X(env_file) X(template_file) X(unified_project) \
 	X(unified_container) X(image) X(restore_dir) X(displaced_dir) X(failure)
+/* Fields a journal of an earlier version may lack: empty when absent. */
+#define OPT_STR_FIELDS(X) X(project_dir) X(project_name) X(db_service) X(api_service)
 /* clang-format on */
 
 int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
@@ -104,7 +107,12 @@ int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
 	json_object_object_add(o, "pg_port", json_object_new_int(j->pg_port));
 #define ENC(f) json_object_object_add(o, #f, json_object_new_string(j->f));
 	STR_FIELDS(ENC)
+	OPT_STR_FIELDS(ENC)
 #undef ENC
+	json_object *files = json_object_new_array();
+	for (int i = 0; i < j->n_compose_files && i < HM_JOURNAL_MAX_FILES; i++)
+		json_object_array_add(files, json_object_new_string(j->compose_files[i]));
+	json_object_object_add(o, "compose_files", files);
 	const char *s =
 		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	*out = s ? strdup(s) : NULL;
@@ -149,7 +157,37 @@ int hm_journal_decode(const char *json, const char *what, hm_journal *j, hm_erro
 	}
 	STR_FIELDS(DEC)
 #undef DEC
+#define OPT(f)                                                                                               \
+	{                                                                                                    \
+		const char *s = GETSTR(#f);                                                                  \
+		if (s && snprintf(j->f, sizeof j->f, "%s", s) >= (int)sizeof j->f) {                         \
+			hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\": field %s too long", what, #f);   \
+			goto cleanup;                                                                        \
+		}                                                                                            \
+	}
+	OPT_STR_FIELDS(OPT)
+#undef OPT
 #undef GETSTR
+	if (json_object_object_get_ex(o, "compose_files", &v)) {
+		size_t nf = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : SIZE_MAX;
+		if (nf > HM_JOURNAL_MAX_FILES) {
+			hm_error_set(err, HM_EXIT_CORRUPT,
+				     "journal \"%s\": compose_files is not a list of at most %d", what,
+				     HM_JOURNAL_MAX_FILES);
+			goto cleanup;
+		}
+		for (size_t i = 0; i < nf; i++) {
+			json_object *f = json_object_array_get_idx(v, i);
+			if (!json_object_is_type(f, json_type_string) ||
+			    snprintf(j->compose_files[i], sizeof j->compose_files[i], "%s",
+				     json_object_get_string(f)) >= (int)sizeof j->compose_files[i]) {
+				hm_error_set(err, HM_EXIT_CORRUPT,
+					     "journal \"%s\": a compose file is not a path", what);
+				goto cleanup;
+			}
+			j->n_compose_files++;
+		}
+	}
 	if (json_object_object_get_ex(o, "started_at", &v))
 		j->started_at = json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "updated_at", &v))

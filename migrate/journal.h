@@ -17,6 +17,8 @@
 
 #include "../common/error.h"
 
+#define HM_JOURNAL_MAX_FILES 8
+
 typedef enum hm_step {
 	HM_STEP_START = 0,
 	HM_STEP_FINGERPRINTED,
@@ -78,6 +80,15 @@ typedef struct hm_journal {
 	char restore_dir[PATH_MAX];   /* rollback: the archive is extracted here */
 	char displaced_dir[PATH_MAX]; /* rollback: where the replaced data dir was moved */
 	char failure[1024];	      /* why up failed ("" if it did not) */
+	/* The split stack's compose project as up found it, so that resume and rollback reach
+	 * the same project and services. Optional in the file: a journal without them (written
+	 * before they existed) means the compose file in stack_dir and services found by role. */
+	char compose_files[HM_JOURNAL_MAX_FILES][PATH_MAX]; /* -f, absolute */
+	int n_compose_files;
+	char project_dir[PATH_MAX]; /* --project-directory ("" = compose's default) */
+	char project_name[128];	    /* -p, as compose resolved it */
+	char db_service[64];
+	char api_service[64];
 } hm_journal;
 
 const char *hm_step_name(hm_step s);

@@ -37,6 +37,21 @@ int hm_mig_init(hm_mig *m, const char *stack_dir, const char *profile, hm_error 
 	return hm_journal_path(m->state_dir, profile, m->journal_path, sizeof m->journal_path, err);
 }
 
+void hm_mig_record_stack(hm_mig *m)
+{
+	const hm_compose_project *p = &m->stack.compose;
+	hm_journal *j = &m->j;
+	_Static_assert(HM_JOURNAL_MAX_FILES == HM_STACK_MAX_FILES,
+		       "journal and stack hold as many compose files");
+	j->n_compose_files = p->n_files;
+	for (int i = 0; i < p->n_files; i++)
+		snprintf(j->compose_files[i], sizeof j->compose_files[i], "%s", p->files[i]);
+	snprintf(j->project_dir, sizeof j->project_dir, "%s", p->dir);
+	snprintf(j->project_name, sizeof j->project_name, "%s", m->stack.project);
+	snprintf(j->db_service, sizeof j->db_service, "%s", m->stack.pg_service);
+	snprintf(j->api_service, sizeof j->api_service, "%s", m->stack.api_service);
+}
+
 int hm_mig_lock(hm_mig *m, hm_error *err)
 {
 	char path[PATH_MAX];
@@ -107,11 +122,27 @@ static int env_line(char *buf, size_t sz, size_t *len, const char *k, const char
 	return 0;
 }
 
+/* The host address the unified container publishes a port on: the split stack's own (all
+ * interfaces when it gave none), else fallback (also for IPv6 addresses, kept narrow). */
+static const char *bind_address(const char *split_bind, int split_port, const char *fallback)
+{
+	if (!split_port)
+		return fallback;
+	if (!split_bind[0])
+		return "0.0.0.0";
+	if (strspn(split_bind, "0123456789.") == strlen(split_bind))
+		return split_bind;
+	return fallback;
+}
+
 int hm_mig_write_env(const hm_mig *m, const char *path, const char *backup_password, hm_error *err)
 {
-	char buf[8192], api[16], pg[16];
+	char buf[16384], api[16], pg[16], settings[12288];
 	size_t len = 0;
 	const hm_journal *j = &m->j;
+	if (hm_stack_settings_arg(&m->stack, settings, sizeof settings) != 0)
+		return hm_error_set(err, HM_EXIT_INPUT,
+				    "the settings of the split database are too long to carry");
 	snprintf(api, sizeof api, "%d", j->api_port);
 	snprintf(pg, sizeof pg, "%d", j->pg_port);
 	len += (size_t)snprintf(buf, sizeof buf, "# written by hive-migrate up: holds a secret, keep 0600\n");
@@ -124,7 +155,12 @@ int hm_mig_write_env(const hm_mig *m, const char *path, const char *backup_passw
 	    env_line(buf, sizeof buf, &len, "HIVE_IMAGE", j->image, err) ||
 	    env_line(buf, sizeof buf, &len, "HIVE_CONTAINER_NAME", j->unified_container, err) ||
 	    env_line(buf, sizeof buf, &len, "HIVE_UID", "1000", err) ||
-	    env_line(buf, sizeof buf, &len, "HIVE_GID", "1000", err))
+	    env_line(buf, sizeof buf, &len, "HIVE_GID", "1000", err) ||
+	    env_line(buf, sizeof buf, &len, "HIVE_PG_SETTINGS", settings, err) ||
+	    env_line(buf, sizeof buf, &len, "HIVE_PG_BIND",
+		     bind_address(m->stack.pg_bind, m->stack.pg_port, "127.0.0.1"), err) ||
+	    env_line(buf, sizeof buf, &len, "HIVE_API_BIND",
+		     bind_address(m->stack.api_bind, m->stack.api_port, "0.0.0.0"), err))
 		return -1;
 	if (backup_password && env_line(buf, sizeof buf, &len, "HIVE_BACKUP_PASSWORD", backup_password, err))
 		return -1;
@@ -257,8 +293,7 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 		if (unified_down(m, err) != 0)
 			goto fail;
 		if (restore) { /* --backup on a running split stack: never swap under a live server */
-			const char *svc[] = {m->stack.api_service, m->stack.pg_service, NULL};
-			if (hm_compose_split_stop(m->stack_dir, m->profile, svc, m->stop_timeout, err) != 0)
+			if (hm_compose_split_stop(&m->stack, m->stop_timeout, err) != 0)
 				goto fail;
 		}
 		j->rb_step = HM_RB_UNIFIED_DOWN;
@@ -321,7 +356,7 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 	/* 5. the split stack again */
 	if (j->rb_step < HM_RB_SPLIT_STARTED) {
 		hm_mig_log(m, "starting the split stack");
-		if (hm_compose_split_start(m->stack_dir, m->profile, err) != 0)
+		if (hm_compose_split_start(&m->stack, err) != 0)
 			goto fail;
 		j->rb_step = HM_RB_SPLIT_STARTED;
 		if (hm_mig_save(m, err) != 0)

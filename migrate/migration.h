@@ -30,6 +30,9 @@ typedef struct hm_mig {
 /* Fill paths for stack_dir (made absolute) and profile; creates nothing. */
 int hm_mig_init(hm_mig *m, const char *stack_dir, const char *profile, hm_error *err);
 
+/* Record the split stack's compose project and services (m->stack) in the journal. */
+void hm_mig_record_stack(hm_mig *m);
+
 /* Create the state directory (0700) and take the stack's lock (HM_EXIT_LOCKED if held). */
 int hm_mig_lock(hm_mig *m, hm_error *err);
 void hm_mig_unlock(hm_mig *m);

@@ -35,6 +35,7 @@ void hm_preflight_report_free(hm_preflight_report *report)
 	free(report->problems);
 	free(report->databases);
 	free(report->extensions);
+	free(report->stack);
 	memset(report, 0, sizeof *report);
 }
 

@@ -35,6 +35,9 @@
 #include "../common/error.h"
 #include "../common/pg_control.h"
 
+struct hm_stack;
+struct hm_compose_project;
+
 typedef enum hm_verdict {
 	HM_VERDICT_COMPATIBLE = 0,
 	HM_VERDICT_WARNINGS = 1,
@@ -83,6 +86,14 @@ typedef struct hm_preflight_opts {
 	const char *password;
 	int no_live;	     /* 1: never connect, even when --stack gives a DSN */
 	int connect_timeout; /* seconds (default 3) */
+	/* The split stack instead of stack_dir: already loaded (up does), or to be loaded from
+	 * compose options (check: compose + db_service/api_service, see migrate/stack.h). Its
+	 * data directory and server are checked, and its services, its data layout and the
+	 * settings of its command line are reported. */
+	const struct hm_stack *stack;
+	const struct hm_compose_project *compose;
+	const char *db_service;
+	const char *api_service;
 } hm_preflight_opts;
 
 typedef struct hm_db_info {
@@ -132,7 +143,8 @@ typedef struct hm_preflight_report {
 	size_t n_databases;
 	hm_ext_info *extensions; /* when connected (facts.extensions points here) */
 	size_t n_extensions;
-	char server[256]; /* "host:port user@dbname" when connected, "" otherwise */
+	char server[256];	/* "host:port user@dbname" when connected, "" otherwise */
+	struct hm_stack *stack; /* the split stack checked (password cleared), NULL without one */
 } hm_preflight_report;
 
 /* Defaults: target_major 17, target_uid 1000, port 0 (libpq's), connect_timeout 3. */
@@ -173,5 +185,11 @@ json_object *hm_preflight_report_json(const hm_preflight_report *report);
 
 /* The report for humans. */
 void hm_preflight_report_print(const hm_preflight_report *report, FILE *f);
+
+/* Rules on the split stack itself (pure): the data layout the unified container needs
+ * (PGDATA in a folder named pgdata: "pgdata-layout", incompatible) and the settings of the
+ * database's command line that cannot be carried ("settings-not-carried", warning).
+ * 0, or -1 on allocation failure. */
+int hm_preflight_stack_rules(const struct hm_stack *stack, hm_preflight_report *report);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../common/fsutil.h"
+#include "stack.h"
 
 /* Turn err into an error problem with a stable code. Returns -1. */
 static int add_error(hm_preflight_report *r, const hm_error *err, const char *code)
@@ -219,13 +220,14 @@ static int live_checks(const hm_preflight_opts *o, const hm_pf_conn *c, int expl
 
 int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_error *err)
 {
-	hm_pf_stack stack;
+	hm_stack *loaded = NULL;
+	const hm_stack *stack = o->stack;
 	hm_pf_conn conn;
 	const char *datadir = o->data_dir;
 	hm_preflight_facts *f = &r->facts;
 
 	memset(r, 0, sizeof *r);
-	memset(&stack, 0, sizeof stack);
+	memset(&conn, 0, sizeof conn);
 	hm_pgconn_init(&conn.params);
 	memset(err, 0, sizeof *err);
 	r->verdict = HM_VERDICT_COMPATIBLE;
@@ -243,13 +245,33 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 		snprintf(f->target_pgvector, sizeof f->target_pgvector, "%s",
 			 hm_preflight_pgvector_for_major(f->target_major));
 
-	if (o->stack_dir) {
-		if (hm_pf_stack_resolve(o->stack_dir, o->profile ? o->profile : "agent", &stack, err)) {
+	if (!stack && (o->compose || o->stack_dir)) {
+		hm_stack_select sel = {o->db_service, o->api_service};
+		if (!(loaded = calloc(1, sizeof *loaded))) {
+			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 			add_error(r, err, "stack-config");
 			goto done;
 		}
+		if (o->compose
+			    ? hm_stack_load_project(o->compose, &sel, loaded, err)
+			    : hm_stack_load(o->stack_dir, o->profile ? o->profile : "agent", loaded, err)) {
+			add_error(r, err, "stack-config");
+			goto done;
+		}
+		stack = loaded;
+	}
+	if (stack) {
 		if (!datadir)
-			datadir = stack.data_dir;
+			datadir = stack->pgdata;
+		if ((r->stack = malloc(sizeof *r->stack))) {
+			*r->stack = *stack;
+			memset(r->stack->db_password, 0, sizeof r->stack->db_password);
+		}
+		if (hm_preflight_stack_rules(stack, r)) {
+			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory while evaluating the preflight");
+			r->verdict = HM_VERDICT_ERROR;
+			goto done;
+		}
 	}
 
 	if (!datadir) {
@@ -273,7 +295,7 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 	}
 	find_tablespaces(datadir, f);
 	measure_disk(datadir, o->snapshot_dir, f);
-	if (hm_pf_conn_build(o, o->stack_dir ? &stack : NULL, f->server_running, &conn, err)) {
+	if (hm_pf_conn_build(o, stack, f->server_running, &conn, err)) {
 		add_error(r, err, "connection-options");
 		goto done;
 	}
@@ -283,7 +305,6 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 	if (hm_preflight_evaluate(f, r)) {
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory while evaluating the preflight");
 		r->verdict = HM_VERDICT_ERROR;
-		return -1;
 	}
 	goto done;
 
@@ -291,7 +312,10 @@ fail_image:
 	add_error(r, err, "image");
 done:
 	hm_pgconn_free(&conn.params);
-	memset(stack.password, 0, sizeof stack.password);
+	if (loaded) {
+		memset(loaded->db_password, 0, sizeof loaded->db_password);
+		free(loaded);
+	}
 	if (r->verdict == HM_VERDICT_ERROR) {
 		/* err holds the first error when a step failed; rebuild it from the problem
 		 * list otherwise (e.g. pg-version-mismatch found by the rules). */

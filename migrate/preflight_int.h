@@ -5,16 +5,6 @@
 #include "../common/pgconn.h"
 #include "preflight.h"
 
-/* What the split stack's compose configuration says about postgres-<profile>. */
-typedef struct hm_pf_stack {
-	char data_dir[4096]; /* host path of PGDATA (bind mount source + /pgdata) */
-	char host[64];
-	int port; /* published port, 0 if none */
-	char user[128];
-	char dbname[128];
-	char password[256]; /* never printed */
-} hm_pf_stack;
-
 /* Connection parameters for the live checks (hm_pf_conn_build). Not to be copied:
  * params points into the buffers here. */
 typedef struct hm_pf_conn {
@@ -31,8 +21,8 @@ typedef struct hm_pf_conn {
  * server is tried through libpq's environment alone when server_running, or when
  * PGHOST, PGHOSTADDR, PGPORT or PGSERVICE is set. Free c->params with hm_pgconn_free.
  * 0, or -1 with err set (HM_EXIT_USAGE: a bad --dbname). */
-int hm_pf_conn_build(const hm_preflight_opts *o, const hm_pf_stack *stack, int server_running, hm_pf_conn *c,
-		     hm_error *err);
+int hm_pf_conn_build(const hm_preflight_opts *o, const struct hm_stack *stack, int server_running,
+		     hm_pf_conn *c, hm_error *err);
 
 /* Run argv (no shell), capture up to max bytes of stdout into a malloc'd NUL-terminated
  * *out; stderr is captured into errbuf (first line). *status gets the exit status
@@ -40,8 +30,9 @@ int hm_pf_conn_build(const hm_preflight_opts *o, const hm_pf_stack *stack, int s
 int hm_pf_run_capture(char *const argv[], char **out, size_t max, int *status, char *errbuf, size_t errsz,
 		      hm_error *err);
 
-/* Resolve the split stack at stack_dir for profile via `docker compose config`. */
-int hm_pf_stack_resolve(const char *stack_dir, const char *profile, hm_pf_stack *out, hm_error *err);
+/* The split stack's part of the report (preflight_stack.c): JSON and text. */
+json_object *hm_pf_stack_json(const struct hm_stack *stack);
+void hm_pf_stack_print(const struct hm_stack *stack, FILE *f);
 
 /* Read the PostgreSQL major and the pgvector version an image ships. */
 int hm_pf_image_target(const char *image, int *major, char *pgvector, size_t pgvector_sz, hm_error *err);

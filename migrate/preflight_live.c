@@ -4,6 +4,7 @@
  * no network only lists files. Passwords are passed to libpq as a keyword, never on a
  * command line, and never printed. */
 #include "preflight_int.h"
+#include "stack.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,110 +51,6 @@ static const char *jstr(json_object *o, const char *key)
 	if (!o || !json_object_object_get_ex(o, key, &v))
 		return NULL;
 	return json_object_get_string(v);
-}
-
-/* Copy the first existing compose file name of dir into out. */
-static int find_compose_file(const char *dir, char *out, size_t outsz, hm_error *err)
-{
-	static const char *const names[] = {"compose.yaml", "compose.yml", "docker-compose.yml",
-					    "docker-compose.yaml"};
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		struct stat st;
-		snprintf(out, outsz, "%s/%s", dir, names[i]);
-		if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
-			return 0;
-	}
-	hm_error_set(err, HM_EXIT_INPUT,
-		     "no compose file in \"%s\" (looked for compose.yaml, "
-		     "compose.yml, docker-compose.yml, docker-compose.yaml)",
-		     dir);
-	return hm_error_hint(err, "--stack takes the directory of the split stack's compose file");
-}
-
-int hm_pf_stack_resolve(const char *stack_dir, const char *profile, hm_pf_stack *out, hm_error *err)
-{
-	char file[4200], service[64], errline[512];
-	char *json = NULL;
-	int status = -1, rc = -1;
-	json_object *root = NULL;
-	memset(out, 0, sizeof *out);
-	if (find_compose_file(stack_dir, file, sizeof file, err))
-		return -1;
-	snprintf(service, sizeof service, "postgres-%s", profile);
-	char *argv[] = {"docker", "compose",   "--project-directory", (char *)stack_dir, "-f",
-			file,	  "--profile", (char *)profile,	      "config",		 "--format",
-			"json",	  NULL};
-	if (hm_pf_run_capture(argv, &json, 8u << 20, &status, errline, sizeof errline, err))
-		return -1;
-	if (status != 0) {
-		hm_error_set(err, HM_EXIT_ENGINE, "docker compose config failed for \"%s\": %s", file,
-			     errline[0] ? errline : "no message");
-		hm_error_hint(err, "check that docker compose works and DOCKER_HOST is set");
-		goto cleanup;
-	}
-	root = json_tokener_parse(json);
-	json_object *services = NULL, *svc = NULL, *vols = NULL, *env = NULL, *ports = NULL;
-	if (!root || !json_object_object_get_ex(root, "services", &services) ||
-	    !json_object_object_get_ex(services, service, &svc)) {
-		hm_error_set(err, HM_EXIT_INPUT, "the compose project in \"%s\" has no service %s", stack_dir,
-			     service);
-		hm_error_hint(err, "use --profile agent or --profile genie");
-		goto cleanup;
-	}
-	const char *mount = NULL;
-	if (json_object_object_get_ex(svc, "volumes", &vols) && json_object_is_type(vols, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(vols); i++) {
-			json_object *v = json_object_array_get_idx(vols, i);
-			const char *type = jstr(v, "type"), *target = jstr(v, "target");
-			if (type && target && !strcmp(type, "bind") &&
-			    !strcmp(target, "/var/lib/postgresql/data"))
-				mount = jstr(v, "source");
-		}
-	}
-	if (!mount) {
-		hm_error_set(err, HM_EXIT_INPUT,
-			     "service %s in \"%s\" has no bind mount of /var/lib/postgresql/data", service,
-			     file);
-		hm_error_hint(err, "use --data-dir with the PGDATA directory on the host");
-		goto cleanup;
-	}
-	json_object_object_get_ex(svc, "environment", &env);
-	const char *pgdata = jstr(env, "PGDATA");
-	const char *base = "/var/lib/postgresql/data";
-	if (pgdata && !strncmp(pgdata, base, strlen(base)) &&
-	    (pgdata[strlen(base)] == '/' || pgdata[strlen(base)] == '\0'))
-		snprintf(out->data_dir, sizeof out->data_dir, "%s%s", mount, pgdata + strlen(base));
-	else
-		snprintf(out->data_dir, sizeof out->data_dir, "%s/pgdata", mount);
-	snprintf(out->user, sizeof out->user, "%s",
-		 jstr(env, "POSTGRES_USER") ? jstr(env, "POSTGRES_USER") : "postgres");
-	snprintf(out->dbname, sizeof out->dbname, "%s",
-		 jstr(env, "POSTGRES_DB") ? jstr(env, "POSTGRES_DB") : out->user);
-	snprintf(out->password, sizeof out->password, "%s",
-		 jstr(env, "POSTGRES_PASSWORD") ? jstr(env, "POSTGRES_PASSWORD") : "");
-	if (json_object_object_get_ex(svc, "ports", &ports) && json_object_is_type(ports, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(ports); i++) {
-			json_object *p = json_object_array_get_idx(ports, i), *t;
-			if (!json_object_object_get_ex(p, "target", &t) || json_object_get_int(t) != 5432)
-				continue;
-			const char *pub = jstr(p, "published"), *ip = jstr(p, "host_ip");
-			if (!pub)
-				continue;
-			out->port = atoi(pub);
-			snprintf(out->host, sizeof out->host, "%s",
-				 ip && ip[0] && strcmp(ip, "0.0.0.0") ? ip : "127.0.0.1");
-			break;
-		}
-	}
-	rc = 0;
-cleanup:
-	if (root)
-		json_object_put(root);
-	if (json) {
-		memset(json, 0, strlen(json)); /* it holds the interpolated password */
-		free(json);
-	}
-	return rc;
 }
 
 /* Parse `ls /usr/lib/postgresql` + vector.control output: highest major, default_version. */
@@ -259,19 +156,19 @@ static int env_names_server(void)
 	return 0;
 }
 
-int hm_pf_conn_build(const hm_preflight_opts *o, const hm_pf_stack *stack, int server_running, hm_pf_conn *c,
-		     hm_error *err)
+int hm_pf_conn_build(const hm_preflight_opts *o, const struct hm_stack *stack, int server_running,
+		     hm_pf_conn *c, hm_error *err)
 {
 	hm_pgconn *p = &c->params;
 	int r = 0;
 	c->have = c->explicit_conn = 0;
-	if (stack && stack->port > 0) {
-		snprintf(c->port, sizeof c->port, "%d", stack->port);
-		r |= hm_pgconn_set(p, "host", stack->host[0] ? stack->host : "127.0.0.1");
+	if (stack && stack->pg_port > 0) {
+		snprintf(c->port, sizeof c->port, "%d", stack->pg_port);
+		r |= hm_pgconn_set(p, "host", stack->pg_host[0] ? stack->pg_host : "127.0.0.1");
 		r |= hm_pgconn_set(p, "port", c->port);
-		r |= hm_pgconn_set(p, "user", stack->user);
-		r |= hm_pgconn_set(p, "dbname", stack->dbname);
-		r |= hm_pgconn_set(p, "password", stack->password);
+		r |= hm_pgconn_set(p, "user", stack->db_user);
+		r |= hm_pgconn_set(p, "dbname", stack->db_name);
+		r |= hm_pgconn_set(p, "password", stack->db_password);
 		c->have = 1;
 	}
 	if (hm_pgconn_apply(p, "--dbname", o->conninfo, err) != 0)

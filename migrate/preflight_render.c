@@ -1,6 +1,6 @@
 /* Rendering a preflight report: JSON for scripts, plain text for people. Both show the
  * same facts; JSON field names are part of the interface (docs/check.md). */
-#include "preflight.h"
+#include "preflight_int.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -149,6 +149,7 @@ json_object *hm_preflight_report_json(const hm_preflight_report *r)
 		}
 		json_object_object_add(o, "extensions", exts);
 	}
+	json_object_object_add(o, "stack", r->stack ? hm_pf_stack_json(r->stack) : NULL);
 	return o;
 }
 
@@ -167,6 +168,8 @@ void hm_preflight_report_print(const hm_preflight_report *r, FILE *out)
 {
 	const hm_preflight_facts *f = &r->facts;
 	char a[64], b[64];
+	if (r->stack)
+		hm_pf_stack_print(r->stack, out);
 	if (r->data_dir[0])
 		fprintf(out, "data directory   %s\n", r->data_dir);
 	if (f->pg_version)

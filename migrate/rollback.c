@@ -13,6 +13,7 @@
 #include "../common/fsutil.h"
 #include "compose.h"
 #include "migration.h"
+#include "stack_options.h"
 
 static void usage(FILE *f)
 {
@@ -23,8 +24,11 @@ static void usage(FILE *f)
 		   "split stack and confirms it is healthy with the data it had before. Completes an\n"
 		   "interrupted rollback when run again.\n\n"
 		   "options:\n"
-		   "  --stack DIR         the split stack's compose project directory (default .)\n"
-		   "  --profile P         agent, genie or all (default agent)\n"
+		   "  --stack DIR         the split stack's directory, where up kept its state in\n"
+		   "                      DIR/.hive-migrate (default: --project-directory, else .); the\n"
+		   "                      compose project up recorded there is used\n");
+	fputs(HM_STACK_OPTIONS_HELP("                      "), f);
+	fprintf(f, "  --profile P         agent, genie or all (default agent)\n"
 		   "  --backup ID         restore this snapshot (backup id or archive path) instead of the\n"
 		   "                      migration's own\n"
 		   "  --archive-dir DIR   where snapshots are (default STACK/.hive-migrate/archives)\n"
@@ -41,6 +45,7 @@ static void usage(FILE *f)
 
 typedef struct rb_opts {
 	const char *stack, *profile, *backup, *archive_dir;
+	hm_stack_options split;
 	int health_timeout, stop_timeout, dry_run, json, yes, quiet;
 } rb_opts;
 
@@ -74,13 +79,13 @@ static int rollback_profile(const rb_opts *o, const char *profile, json_object *
 	hm_error err = {0};
 	char archive[4096] = "";
 	int loaded;
+	hm_compose_project proj;
+	hm_stack_select sel;
 	if (hm_mig_init(&m, o->stack, profile, &err) != 0)
 		goto out;
 	m.stop_timeout = o->stop_timeout;
 	m.health_timeout = o->health_timeout;
 	m.quiet = o->quiet;
-	if (hm_stack_load(m.stack_dir, profile, &m.stack, &err) != 0)
-		goto out;
 	if (!o->dry_run && hm_mig_lock(&m, &err) != 0)
 		goto out;
 	loaded = hm_journal_load(m.journal_path, &m.j, &err);
@@ -93,6 +98,13 @@ static int rollback_profile(const rb_opts *o, const char *profile, json_object *
 		hm_error_hint(&err, "pass --stack DIR of the migrated stack");
 		goto out;
 	}
+	/* the split stack is the project the migration recorded */
+	if (hm_stack_options_project(&o->split, m.stack_dir, profile, &m.j, m.journal_path, &proj, &sel,
+				     &err) != 0 ||
+	    hm_stack_load_project(&proj, &sel, &m.stack, &err) != 0)
+		goto out;
+	if (!m.j.project_name[0])
+		hm_mig_record_stack(&m);
 	if (o->backup && find_backup(&m, o, archive, sizeof archive, &err) != 0)
 		goto out;
 	if (m.j.status == HM_JS_ROLLED_BACK && !o->backup) {
@@ -152,8 +164,9 @@ out:;
 
 int hm_cmd_rollback(int argc, char **argv)
 {
-	rb_opts o = {.stack = ".", .profile = "agent", .health_timeout = 120, .stop_timeout = 30};
+	rb_opts o = {.profile = "agent", .health_timeout = 120, .stop_timeout = 30};
 	static const struct option longopts[] = {{"stack", required_argument, NULL, 's'},
+						 HM_STACK_LONGOPTS,
 						 {"profile", required_argument, NULL, 'p'},
 						 {"backup", required_argument, NULL, 'b'},
 						 {"archive-dir", required_argument, NULL, 'a'},
@@ -168,8 +181,13 @@ int hm_cmd_rollback(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hy", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hyf:", longopts, NULL)) != -1) {
 		char *end = NULL;
+		int sc = hm_stack_options_parse(&o.split, c, optarg, "rollback");
+		if (sc < 0)
+			return HM_EXIT_USAGE;
+		if (sc > 0)
+			continue;
 		switch (c) {
 		case 's':
 			o.stack = optarg;
@@ -233,6 +251,8 @@ int hm_cmd_rollback(int argc, char **argv)
 		fprintf(stderr, "hive-migrate: error: rollback: --profile must be agent, genie or all\n");
 		return HM_EXIT_USAGE;
 	}
+	if (!o.stack)
+		o.stack = o.split.project_dir ? o.split.project_dir : ".";
 	json_object *arr = o.json ? json_object_new_array() : NULL;
 	int code = HM_EXIT_OK;
 	for (int i = 0; profiles[i]; i++) {

@@ -26,6 +26,7 @@
 #include "migration.h"
 #include "ownership.h"
 #include "preflight.h"
+#include "stack_options.h"
 
 #define UNIFIED_UID 1000
 #define UNIFIED_GID 1000
@@ -37,6 +38,7 @@ typedef struct up_times {
 
 typedef struct up_opts {
 	const char *stack;
+	hm_stack_options split; /* --compose-file, --project-directory, --project-name, --db/api-service */
 	const char *profile;
 	const char *image;
 	const char *templates;
@@ -58,7 +60,11 @@ static void usage(FILE *f)
 		"Either the unified container ends healthy with every row present, or the split stack\n"
 		"is put back as it was. An interrupted run resumes when started again.\n\n"
 		"options:\n"
-		"  --stack DIR            the split stack's compose project directory (default .)\n"
+		"  --stack DIR            the split stack's directory: hive-migrate's state goes to\n"
+		"                         DIR/.hive-migrate; its compose file is looked for there unless\n"
+		"                         --compose-file is given (default: --project-directory, else .)\n");
+	fputs(HM_STACK_OPTIONS_HELP("                         "), f);
+	fprintf(f,
 		"  --profile P            agent, genie or all (default agent)\n"
 		"  --image IMAGE          unified image (default localhost/hive-unified:17)\n"
 		"  --templates DIR        compose templates of the unified container\n"
@@ -187,6 +193,7 @@ static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
 	po.user = m->stack.db_user;
 	po.dbname = m->stack.db_name;
 	po.password = m->stack.db_password;
+	po.stack = &m->stack;
 	memset(&r, 0, sizeof r);
 	int have = hm_docker_image_exists(m->j.image, err);
 	if (have < 0)
@@ -249,6 +256,7 @@ static char *snapshot_metadata(const hm_mig *m, const hm_pg_control *pc)
 	json_object_object_add(o, "tool_version", json_object_new_string(HM_VERSION));
 	json_object_object_add(src, "stack_dir", json_object_new_string(m->stack_dir));
 	json_object_object_add(src, "project", json_object_new_string(m->stack.project));
+	json_object_object_add(src, "project_dir", json_object_new_string(m->stack.dir));
 	json_object_object_add(src, "profile", json_object_new_string(m->profile));
 	json_object_object_add(src, "service", json_object_new_string(m->stack.pg_service));
 	json_object_object_add(src, "image", json_object_new_string(m->stack.pg_image));
@@ -277,10 +285,9 @@ static char *snapshot_metadata(const hm_mig *m, const hm_pg_control *pc)
  * production" (killed) is started and stopped properly once; never archived silently. */
 static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
 {
-	const char *services[] = {m->stack.api_service, m->stack.pg_service, NULL};
 	for (int attempt = 0;; attempt++) {
 		hm_mig_log(m, "stopping the split stack (docker compose stop -t %d)", m->stop_timeout);
-		if (hm_compose_split_stop(m->stack_dir, m->profile, services, m->stop_timeout, err) != 0)
+		if (hm_compose_split_stop(&m->stack, m->stop_timeout, err) != 0)
 			return -1;
 		if (hm_pg_control_read(m->stack.pgdata, pc, err) != 0)
 			return -1;
@@ -300,7 +307,7 @@ static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
 			   "it again",
 			   hm_db_state_name(pc->state));
 		hm_pg_params p = hm_mig_split_params(m);
-		if (hm_compose_split_start(m->stack_dir, m->profile, err) != 0 ||
+		if (hm_compose_split_start(&m->stack, err) != 0 ||
 		    hm_wait_healthy("the split database", 0, &p, m->health_timeout, err) != 0)
 			return -1;
 	}
@@ -484,15 +491,21 @@ static void print_plan(const hm_mig *m, const up_opts *o)
 	printf("  1. preflight: passed (data %s, target %s)\n", m->stack.pgdata, j->image);
 	printf("  2. fingerprint every table of %s@127.0.0.1:%d into %s/fingerprint-%s.json\n",
 	       m->stack.db_user, m->stack.pg_port, m->state_dir, m->profile);
-	printf("  3. stop services %s %s (docker compose --project-directory %s stop -t %d); require \"shut "
-	       "down\"\n",
-	       m->stack.api_service, m->stack.pg_service, m->stack_dir, m->stop_timeout);
+	char desc[2048], settings[4096];
+	hm_compose_project_describe(&m->stack.compose, desc, sizeof desc);
+	printf("  3. stop services");
+	for (int i = 0; i < m->stack.n_api_services; i++)
+		printf(" %s", m->stack.api_services[i]);
+	printf(" %s (docker compose %s stop -t %d); require \"shut down\"\n", m->stack.pg_service, desc,
+	       m->stop_timeout);
 	printf("  4. snapshot %s into %s/<uuid>.tar.zst, then verify it\n", j->data_dir,
 	       o->archive_dir ? o->archive_dir : "STACK/.hive-migrate/archives");
 	printf("  5. change owners below %s to %d:%d (undo record kept)\n", j->data_dir, UNIFIED_UID,
 	       UNIFIED_GID);
 	printf("  6. start %s from %s (project %s), API port %d, PostgreSQL 127.0.0.1:%d\n",
 	       j->unified_container, j->template_file, j->unified_project, j->api_port, j->pg_port);
+	if (hm_stack_settings_arg(&m->stack, settings, sizeof settings) == 0 && settings[0])
+		printf("     with the settings of the split server's command line: %s\n", settings);
 	printf("  7. wait up to %d s for health, compare the fingerprint\n", m->health_timeout);
 	printf("  8. on failure: roll back automatically and start the split stack again\n");
 }
@@ -561,13 +574,13 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 	const char *failed_step = NULL;
 	hm_journal *j = &m.j;
 
+	hm_compose_project proj;
+	hm_stack_select sel;
 	if (hm_mig_init(&m, o->stack, profile, &err) != 0)
 		goto out;
 	m.stop_timeout = o->stop_timeout;
 	m.health_timeout = o->health_timeout;
 	m.quiet = o->quiet;
-	if (hm_stack_load(m.stack_dir, profile, &m.stack, &err) != 0)
-		goto out;
 	if (!o->dry_run && hm_mig_lock(&m, &err) != 0)
 		goto out;
 
@@ -575,6 +588,12 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 	if (loaded < 0)
 		goto out;
 	hm_resume action = hm_journal_resume_action(loaded == 0 ? &old : NULL);
+	/* a migration under way (or done) goes on with the project it recorded */
+	int recorded = action == HM_RESUME_CONTINUE || action == HM_RESUME_ALREADY_DONE ||
+		       action == HM_RESUME_NEED_ROLLBACK;
+	if (hm_stack_options_project(&o->split, m.stack_dir, profile, recorded ? &old : NULL, m.journal_path,
+				     &proj, &sel, &err) != 0)
+		goto out;
 	if (action == HM_RESUME_ALREADY_DONE) {
 		*j = old;
 		if (!o->json)
@@ -590,6 +609,8 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			      profile);
 		goto out;
 	}
+	if (hm_stack_load_project(&proj, &sel, &m.stack, &err) != 0)
+		goto out;
 	if (action == HM_RESUME_CONTINUE) {
 		if (o->dry_run) {
 			printf("an interrupted migration of profile %s stands at step \"%s\": up would "
@@ -598,12 +619,15 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			goto out;
 		}
 		*j = old;
+		if (!j->project_name[0])
+			hm_mig_record_stack(&m); /* a journal from before they were recorded */
 		hm_mig_log(&m, "resuming the interrupted migration at step \"%s\"", hm_step_name(j->step));
 	} else {
 		/* fresh (or restarted before anything changed) */
 		hm_journal_init(j, profile, m.stack_dir);
+		hm_mig_record_stack(&m);
 		snprintf(j->image, sizeof j->image, "%s", o->image);
-		snprintf(j->data_dir, sizeof j->data_dir, "%s", m.stack.data_dir);
+		hm_stack_unified_data_dir(&m.stack, j->data_dir, sizeof j->data_dir);
 		snprintf(j->pgdata, sizeof j->pgdata, "%s", m.stack.pgdata);
 		j->api_port = o->api_port ? o->api_port
 					  : (m.stack.api_port ? m.stack.api_port
@@ -627,7 +651,7 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			hm_mig_log(&m, "an interrupted run stopped before changing anything: starting over");
 			hm_pg_params sp = hm_mig_split_params(&m);
 			if (!hm_pg_healthy(&sp, NULL, 0) &&
-			    (hm_compose_split_start(m.stack_dir, profile, &err) != 0 ||
+			    (hm_compose_split_start(&m.stack, &err) != 0 ||
 			     hm_wait_healthy("the split stack", m.stack.api_port, &sp, m.health_timeout,
 					     &err) != 0))
 				goto out;
@@ -725,12 +749,12 @@ out:
 
 int hm_cmd_up(int argc, char **argv)
 {
-	up_opts o = {.stack = ".",
-		     .profile = "agent",
+	up_opts o = {.profile = "agent",
 		     .image = "localhost/hive-unified:17",
 		     .health_timeout = 120,
 		     .stop_timeout = 30};
 	static const struct option longopts[] = {{"stack", required_argument, NULL, 's'},
+						 HM_STACK_LONGOPTS,
 						 {"profile", required_argument, NULL, 'p'},
 						 {"image", required_argument, NULL, 'i'},
 						 {"templates", required_argument, NULL, 't'},
@@ -752,7 +776,12 @@ int hm_cmd_up(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hy", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hyf:", longopts, NULL)) != -1) {
+		int sc = hm_stack_options_parse(&o.split, c, optarg, "up");
+		if (sc < 0)
+			return HM_EXIT_USAGE;
+		if (sc > 0)
+			continue;
 		switch (c) {
 		case 's':
 			o.stack = optarg;
@@ -845,6 +874,13 @@ int hm_cmd_up(int argc, char **argv)
 			o.profile);
 		return HM_EXIT_USAGE;
 	}
+	if (!o.stack)
+		o.stack = o.split.project_dir ? o.split.project_dir : ".";
+	if (profiles[1] && (o.split.db_service || o.split.api_service)) {
+		fprintf(stderr,
+			"hive-migrate: error: up: --db-service/--api-service need a single --profile\n");
+		return HM_EXIT_USAGE;
+	}
 	if (profiles[1] && (o.container_name || o.api_port || o.pg_port)) {
 		fprintf(stderr, "hive-migrate: error: up: --container-name/--api-port/--pg-port need a "
 				"single --profile (hint: --name-prefix names the containers of --profile "
@@ -865,6 +901,10 @@ int hm_cmd_up(int argc, char **argv)
 			free(o.backup_password);
 			return HM_EXIT_USAGE;
 		}
+	}
+	if (profiles[1] && hm_stack_options_distinct(&o.split, o.stack, profiles) != 0) {
+		free(o.backup_password);
+		return HM_EXIT_USAGE;
 	}
 	json_object *arr = o.json ? json_object_new_array() : NULL;
 	int code = HM_EXIT_OK;

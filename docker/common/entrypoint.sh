@@ -1,12 +1,14 @@
 #!/bin/bash
 # Entrypoint of the unified hive container (runs under tini, as 1000:1000 by default or any uid).
 # 1. Reads passwords from env or *_FILE secrets (never printed).
-# 2. Refuses a data directory of another PostgreSQL major with one clear message (and then
+# 2. Turns HIVE_PG_SETTINGS (postgres command-line settings: -c NAME=VALUE ..., shell quoting)
+#    into the argument list pg-run.sh gives postgres; refuses settings it cannot accept.
+# 3. Refuses a data directory of another PostgreSQL major with one clear message (and then
 #    waits, unhealthy, instead of crash-looping; HIVE_ON_REFUSE=exit makes it exit 1 instead).
-# 3. Initialises an empty data directory once (initdb into a temporary directory, create the
+# 4. Initialises an empty data directory once (initdb into a temporary directory, create the
 #    role, database and vector extension as the superuser, then rename into place), or adopts
 #    an existing PostgreSQL 17 directory (e.g. from the split stack) unchanged.
-# 4. Execs supervisord (postgres, api, health-monitor).
+# 5. Execs supervisord (postgres, api, health-monitor).
 set -euo pipefail
 . /opt/hive/bin/lib.sh
 # Our own lines (and initdb's) go to docker logs prefixed "entrypoint | "; supervisord gets
@@ -15,7 +17,7 @@ exec 3>&1 4>&2
 exec > >(exec "$HIVE_BIN/prefix.sh" entrypoint) 2>&1
 
 mkdir -p "$HIVE_STATE_DIR"
-rm -f "$HIVE_STATE_DIR/refused"
+rm -f "$HIVE_STATE_DIR/refused" "$HIVE_STATE_DIR/pg-settings"
 
 # Run initdb (and everything else) under a uid without a passwd entry: nss_wrapper.
 if ! getent passwd "$(id -u)" >/dev/null 2>&1; then
@@ -54,6 +56,47 @@ refuse() {
 if [ "$(id -u)" = 0 ]; then
   refuse "running as root: PostgreSQL refuses to run as root; run the container as the owner of the data directory (default user 1000:1000, or any other uid via user:)"
 fi
+# Settings for postgres as on its command line (what hive-migrate carries from a split stack's
+# `command: postgres -c ...`): checked here once, stored NUL-separated for pg-run.sh. Command-line
+# settings take precedence over postgresql.conf and ALTER SYSTEM, as they did in the split stack.
+if [ -n "${HIVE_PG_SETTINGS:-}" ]; then
+  if ! msg=$(python3 - "$HIVE_STATE_DIR/pg-settings" 2>&1 <<'PY'
+import os, re, shlex, sys
+own = {"config_file", "hba_file", "ident_file", "data_directory", "port", "listen_addresses",
+       "unix_socket_directories", "external_pid_file"}
+try:
+    words = shlex.split(os.environ["HIVE_PG_SETTINGS"])
+except ValueError as exc:
+    sys.exit(f"HIVE_PG_SETTINGS cannot be parsed ({exc})")
+args, shown, i = [], [], 0
+while i < len(words):
+    w = words[i]
+    if w == "-c" and i + 1 < len(words):
+        kv, i = words[i + 1], i + 2
+    elif w.startswith("-c") and len(w) > 2:
+        kv, i = w[2:], i + 1
+    elif w.startswith("--") and len(w) > 2:
+        kv, i = w[2:], i + 1
+    else:
+        sys.exit(f"HIVE_PG_SETTINGS: \"{w}\" is not -c NAME=VALUE")
+    name, eq, value = kv.partition("=")
+    name = name.replace("-", "_").lower()
+    if not eq or not re.fullmatch(r"[a-z_][a-z0-9_.]*", name) or "\n" in value:
+        sys.exit(f"HIVE_PG_SETTINGS: \"{kv}\" is not NAME=VALUE")
+    if name in own:
+        sys.exit(f"HIVE_PG_SETTINGS: {name} is set by the unified container itself")
+    args += ["-c", f"{name}={value}"]
+    shown.append(f"{name}={value}")
+with open(sys.argv[1], "wb") as f:
+    f.write(b"".join(a.encode() + b"\0" for a in args))
+print("postgres settings from HIVE_PG_SETTINGS: " + ", ".join(shown))
+PY
+  ); then
+    refuse "${msg:-HIVE_PG_SETTINGS cannot be read}"
+  fi
+  log "$msg"
+fi
+
 parent=$(dirname "$PGDATA")
 
 if [ -f "$PGDATA/PG_VERSION" ]; then

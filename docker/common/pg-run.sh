@@ -5,6 +5,7 @@
 #   in use"); any postgres process still alive here is such an orphan (or a stray postmaster
 #   whose wrapper died): SIGQUIT, then SIGKILL, and wait until they are gone. A stale
 #   postmaster.pid naming a live non-postgres process (pid reuse in a new container) is removed.
+# - the settings of HIVE_PG_SETTINGS as command-line options (entrypoint.sh stores them);
 # - stop escalation: on TERM/INT, SIGINT (fast shutdown) to the postmaster, then SIGQUIT
 #   (immediate) after HIVE_PG_FAST_STOP_SECS, then SIGKILL; exit with the postmaster's status.
 set -u
@@ -61,7 +62,10 @@ trap 'stopping=1' TERM INT
 cleanup_orphans
 [ $stopping = 1 ] && exit 0
 
-"$PGBIN/postgres" -D "$PGDATA" -c config_file="$HIVE_CONF" &
+# settings from HIVE_PG_SETTINGS (checked and stored by entrypoint.sh)
+extra=()
+if [ -s "$HIVE_STATE_DIR/pg-settings" ]; then mapfile -d '' -t extra < "$HIVE_STATE_DIR/pg-settings"; fi
+"$PGBIN/postgres" -D "$PGDATA" -c config_file="$HIVE_CONF" "${extra[@]}" &
 pm=$!
 while :; do
   wait "$pm"; rc=$?

@@ -16,6 +16,7 @@
 #include "../../backup/basebackup.h"
 #include "../../common/pgconn.h"
 #include "../../migrate/preflight_int.h"
+#include "../../migrate/stack.h"
 
 /* The variables that change the rules here; every test starts without them. */
 static int clean_env(void **state)
@@ -292,15 +293,15 @@ static void test_backup_refuses_password_in_dbname(void **state)
 }
 
 /* A stack as compose describes it: published on 127.0.0.1:35532, agent/hive_agent. */
-static hm_pf_stack stack_fixture(void)
+static hm_stack stack_fixture(void)
 {
-	hm_pf_stack s;
+	hm_stack s;
 	memset(&s, 0, sizeof s);
-	snprintf(s.host, sizeof s.host, "127.0.0.1");
-	s.port = 35532;
-	snprintf(s.user, sizeof s.user, "agent");
-	snprintf(s.dbname, sizeof s.dbname, "hive_agent");
-	snprintf(s.password, sizeof s.password, "pw");
+	snprintf(s.pg_host, sizeof s.pg_host, "127.0.0.1");
+	s.pg_port = 35532;
+	snprintf(s.db_user, sizeof s.db_user, "agent");
+	snprintf(s.db_name, sizeof s.db_name, "hive_agent");
+	snprintf(s.db_password, sizeof s.db_password, "pw");
 	return s;
 }
 
@@ -310,7 +311,7 @@ static void test_check_stack_then_dbname_then_options(void **state)
 	hm_preflight_opts o;
 	hm_pf_conn c;
 	hm_error err = {0};
-	hm_pf_stack s = stack_fixture();
+	hm_stack s = stack_fixture();
 	hm_preflight_opts_init(&o);
 	hm_pgconn_init(&c.params);
 	assert_int_equal(hm_pf_conn_build(&o, &s, 0, &c, &err), 0);

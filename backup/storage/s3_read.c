@@ -21,6 +21,8 @@ typedef struct s3_read {
 	char name[HM_STORAGE_NAME_MAX + 1];
 	uint64_t start, end; /* the range asked for: [start, end) */
 	uint64_t pos;	     /* next byte to arrive from the network */
+	uint64_t req_pos;    /* where the current request started (bytes may arrive before its
+			      * headers are checked) */
 	CURLM *multi;
 	CURL *easy;
 	hm_s3_xfer x;
@@ -71,6 +73,7 @@ static int start_transfer(s3_read *r, hm_error *err)
 {
 	hm_s3_req req = {.method = "GET", .key = r->key};
 	int ranged = r->pos != 0 || r->end != UINT64_MAX;
+	r->req_pos = r->pos;
 	if (ranged) {
 		if (r->end == UINT64_MAX)
 			snprintf(r->range, sizeof r->range, "bytes=%" PRIu64 "-", r->pos);
@@ -128,14 +131,15 @@ static int check_headers(s3_read *r, hm_error *err)
 	long status = 0;
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (status == 200 || status == 206) {
-		int ranged = r->range[0] != '\0' && (r->pos != 0 || r->end != UINT64_MAX);
+		int ranged = r->range[0] != '\0' && (r->req_pos != 0 || r->end != UINT64_MAX);
 		if (status == 200 && ranged)
 			return hm_error_set(err, HM_EXIT_IO, "s3: %s ignored the Range header for %s",
 					    r->st->c.endpoint, r->name);
 		uint64_t total;
 		if (status == 206) {
 			uint64_t a, b, t;
-			if (hm_s3_parse_content_range(r->resp.content_range, &a, &b, &t) != 0 || a != r->pos)
+			if (hm_s3_parse_content_range(r->resp.content_range, &a, &b, &t) != 0 ||
+			    a != r->req_pos)
 				return hm_error_set(err, HM_EXIT_IO, "s3: bad Content-Range \"%.60s\" for %s",
 						    r->resp.content_range, r->name);
 			total = t;

@@ -110,3 +110,130 @@ def kill9(p):
     """kill -9 a child and reap it."""
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
+
+
+class FaultyProxy:
+    """A TCP proxy in front of radosgw that misbehaves on chosen connections, to test the
+    driver's retries against the real server: the network fails, the server stays real.
+    plan[i] says what the i-th accepted connection gets (then "pass" for all later ones):
+      "pass"      forwarded both ways
+      "503"       the request is read, then "503 SlowDown" and close
+      "reset"     closed at once with a TCP reset
+      "cut:N"     forwarded, but reset after N bytes of the server's answer
+      "cutup:N"   forwarded, but reset after N bytes of the client's request(s)
+      "stall"     accepted, then nothing (the client's stall timeout must fire)
+    Host ports: 29081 and up.
+    """
+
+    def __init__(self, target_port, plan, port=29081, default="pass"):
+        import socket
+        import threading
+        self.plan = list(plan)
+        self.default = default
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.port = port
+        self.accepted = 0
+        self.closing = False
+        self.threads = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        import threading
+        while not self.closing:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            mode = self.plan[self.accepted] if self.accepted < len(self.plan) else self.default
+            self.accepted += 1
+            t = threading.Thread(target=self._serve, args=(c, mode), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    @staticmethod
+    def _reset(s):
+        import socket
+        import struct
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            s.close()
+
+    def _serve(self, c, mode):
+        import select
+        import socket
+        if mode == "reset":
+            return self._reset(c)
+        if mode == "stall":
+            try:
+                c.settimeout(120)
+                while not self.closing and c.recv(65536):
+                    pass
+            except OSError:
+                pass
+            return c.close()
+        if mode == "503":
+            data = b""
+            c.settimeout(10)
+            while b"\r\n\r\n" not in data:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            return c.close()
+        limit = int(mode.split(":")[1]) if mode.startswith("cut:") else None
+        uplimit = int(mode.split(":")[1]) if mode.startswith("cutup:") else None
+        u = socket.create_connection(self.target)
+        sent = up = 0
+        try:
+            while not self.closing:
+                r, _, _ = select.select([c, u], [], [], 1)
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    if s is u:
+                        if limit is not None and sent + len(data) > limit:
+                            c.sendall(data[:limit - sent])
+                            self._reset(c)
+                            return
+                        sent += len(data)
+                        c.sendall(data)
+                    else:
+                        if uplimit is not None and up + len(data) > uplimit:
+                            self._reset(c)
+                            return
+                        up += len(data)
+                        u.sendall(data)
+        except OSError:
+            pass
+        finally:
+            u.close()
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        import socket
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept(), frees the port
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(timeout=5)
+        for t in self.threads:
+            t.join(timeout=5)

@@ -268,3 +268,62 @@ def test_errors_are_one_clear_line(objstore, bucket, tmp_path):
     assert re.search(r"clock is -3[56]\d\d s off", r.stderr), r.stderr
     r = tool(endpoint="http://127.0.0.1:29099")("ls", opts=["--attempts", "3"])
     assert "after 3 attempts" in r.stderr
+
+
+@pytest.fixture
+def proxy_for(objstore):
+    """Factory: a FaultyProxy in front of radosgw with a plan; closed afterwards."""
+    from s3_helpers import FaultyProxy
+    made = []
+    port = int(objstore.endpoint.rsplit(":", 1)[1])
+
+    def make(plan, default="pass"):
+        p = FaultyProxy(port, plan, port=29081 + len(made), default=default)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def stats(r):
+    return {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", r.stderr)}
+
+
+def test_retries_on_5xx_resets_and_stalls(bucket, proxy_for):
+    name, direct = bucket
+    # Upload through a network that answers 503 once, resets a connection and stalls one.
+    p = proxy_for(["503", "reset", "pass", "stall"])
+    t = Tool(direct.store, f"s3://{name}", direct.home, endpoint=p.endpoint)
+    r = t.ok("gen", "obj", str(20 * MiB), opts=["--stats", "--stall-timeout", "2", "--part-size", "5"])
+    sha = r.stdout.split()[0]
+    assert stats(r)["retries"] >= 3, r.stderr
+    assert direct.ok("sha", "obj").stdout.split()[0] == sha       # the server has the right bytes
+    # A download cut in the middle resumes from the next byte (Range + If-Match).
+    p = proxy_for(["cut:3000000", "cut:9000000"])
+    t = Tool(direct.store, f"s3://{name}", direct.home, endpoint=p.endpoint)
+    r = t.ok("sha", "obj", opts=["--stats"])
+    assert r.stdout.split()[0] == sha and int(r.stdout.split()[1]) == 20 * MiB
+    assert stats(r)["retries"] >= 2, r.stderr
+
+
+def test_clear_error_after_the_last_attempt(bucket, proxy_for):
+    name, direct = bucket
+    p = proxy_for([], default="503")
+    t = Tool(direct.store, f"s3://{name}", direct.home, endpoint=p.endpoint)
+    r = t("ls", opts=["--attempts", "3"])
+    line = one_error_line(r)
+    assert r.returncode == 24 and "HTTP 503 SlowDown" in line and "after 3 attempts" in line, line
+    assert p.accepted == 3
+    # An upload whose server goes away for good after 12 MB fails with one line; nothing is
+    # visible, and the upload it had started is either aborted or found by sweep.
+    p = proxy_for(["cutup:12000000"], default="reset")
+    t = Tool(direct.store, f"s3://{name}", direct.home, endpoint=p.endpoint)
+    r = t("gen", "gone", str(40 * MiB), opts=["--attempts", "2", "--part-size", "5", "--parallel", "1"])
+    line = one_error_line(r)
+    assert r.returncode == 24 and "cannot reach" in line and "after 2 attempts" in line, line
+    assert direct("stat", "gone").returncode == 41
+    assert direct.partials() in ([], ["gone"])
+    direct.ok("sweep")
+    assert direct.partials() == []

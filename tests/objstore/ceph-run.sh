@@ -79,6 +79,10 @@ osd memory target = 1G
 rgw frontends = beast endpoint=0.0.0.0:7480
 rgw thread pool size = 64
 rgw dns name = localhost
+# Deleted objects give their space back within minutes, not after the default 2 hours: every
+# test run writes and deletes a few hundred MB on an 8 GB OSD.
+rgw gc obj min wait = 60
+rgw gc processor period = 60
 CONF
   mv "$CEPH_CONF.tmp" "$CEPH_CONF"
 }
@@ -107,6 +111,8 @@ if [ ! -f "$D/bootstrapped" ]; then
   echo "$id" > "$D/osd-id"
 else
   log "restarting the cluster in $D"
+  # The configuration is this script's: rewrite it (same fsid) so a change here applies.
+  write_conf "$(awk -F' = ' '$1=="fsid"{print $2}' "$CEPH_CONF")"
   start_mon
 fi
 id=$(cat "$D/osd-id")

@@ -53,7 +53,8 @@ typedef struct hm_storage_info {
 } hm_storage_info;
 
 typedef struct hm_storage_options {
-	int create;	  /* posix: create the directory (0700) when missing */
+	int create;	  /* posix: create the directory (0700) when missing; s3: skip the access check of
+			   * open (the bucket may not exist yet: hm_s3_bucket_create) */
 	hm_s3_options s3; /* used for s3:// locations; zero = defaults */
 } hm_storage_options;
 

@@ -3,24 +3,24 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
-PKGS     = libarchive uuid json-c libcrypto
+PKGS     = libarchive uuid json-c libcrypto libcurl libsodium libxml-2.0
 CPPFLAGS += -I$(shell pg_config --includedir) $(shell pkg-config --cflags $(PKGS)) -D_GNU_SOURCE
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation
 LDLIBS  += -L$(shell pg_config --libdir) -lpq $(shell pkg-config --libs $(PKGS))
 
 BUILD   ?= build
-LIB_SRC  = $(sort $(wildcard common/*.c migrate/*.c backup/*.c))
+LIB_SRC  = $(sort $(wildcard common/*.c migrate/*.c backup/*.c backup/storage/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all install test unit fuzz e2e engine asan valgrind demo demo-clean bench format format-check clean
+.PHONY: all install test unit fuzz e2e engine objstore objstore-stop tools asan valgrind demo demo-clean bench format format-check clean
 
 all: hive-migrate
 
-$(BUILD)/%.o: %.c $(wildcard common/*.h migrate/*.h backup/*.h cli/*.h)
+$(BUILD)/%.o: %.c $(wildcard common/*.h migrate/*.h backup/*.h backup/storage/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
@@ -33,6 +33,13 @@ hive-migrate: $(BUILD)/cli/main.o $(BUILD)/libhive.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhive.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libhive.a $(LDLIBS) -lcmocka
+
+# Test-only programs (not installed): hm-storage-tool drives backup/storage for the e2e tests.
+TOOLS = $(BUILD)/tests/hm-storage-tool
+$(BUILD)/tests/hm-storage-tool: tests/objstore/storage_tool.c $(BUILD)/libhive.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libhive.a $(LDLIBS)
+tools: $(TOOLS)
 
 install: hive-migrate
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/hive-migrate
@@ -52,16 +59,25 @@ fuzz:
 	    $(CPPFLAGS) -o $(BUILD)/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS); \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    $(BUILD)/fuzz/$$n.corpus $$( [ -d tests/fuzz/$$n.seeds ] && echo tests/fuzz/$$n.seeds ) 2>&1 | tail -n 3; \
+	  if ! $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/$$n.corpus $$( [ -d tests/fuzz/$$n.seeds ] && echo tests/fuzz/$$n.seeds ) \
+	    > $(BUILD)/fuzz/$$n.log 2>&1; then tail -n 40 $(BUILD)/fuzz/$$n.log; echo "fuzz $$n failed"; exit 1; fi; \
+	  tail -n 3 $(BUILD)/fuzz/$$n.log; \
 	done
 
 # The real container engine (podman + docker CLI + compose v2), base images, health pump.
 engine:
 	tests/engine-setup.sh
 
-# End-to-end tests: real PostgreSQL, pgvector, engine and compose.
-e2e: hive-migrate engine
+# The real S3 server of the test bed (single-node Ceph + radosgw in the container ho-ceph,
+# data cached under /var/cache/hive-migrate-objstore): started or reused, seconds when warm.
+objstore: engine
+	tests/objstore/ceph-setup.sh start >/dev/null
+objstore-stop:
+	tests/objstore/ceph-setup.sh stop
+
+# End-to-end tests: real PostgreSQL, pgvector, engine and compose, and radosgw.
+e2e: hive-migrate tools engine objstore
 	DOCKER_HOST=unix:///run/podman/podman.sock $(PYTHON) -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 test: hive-migrate unit fuzz e2e
@@ -78,7 +94,7 @@ demo:
 bench: hive-migrate engine
 	tests/bench/run.sh
 
-FORMAT_SRC = $(wildcard common/*.[ch] migrate/*.[ch] backup/*.[ch] cli/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+FORMAT_SRC = $(wildcard common/*.[ch] migrate/*.[ch] backup/*.[ch] backup/storage/*.[ch] cli/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/objstore/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

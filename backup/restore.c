@@ -352,9 +352,13 @@ int hm_restore_test(const hm_repo *r, const hm_backup_meta *m, const char *image
 	{
 		char *rm_argv[] = {"docker", "rm", "-f", name, NULL};
 		run_capture(rm_argv, NULL, 0);
+		/* The copy is whatever the repository held, so PostgreSQL runs it as hostile
+		 * code: in a throwaway container without network, with that copy as its only
+		 * mount, and without any setting that runs a command or loads a library. */
 		char *argv[] = {"docker", "run",
 				"-d",	  "--name",
-				name,	  "--user",
+				name,	  "--network",
+				"none",	  "--user",
 				userspec, "--entrypoint",
 				bin,	  "-v",
 				vol,	  (char *)image,
@@ -363,6 +367,17 @@ int hm_restore_test(const hm_repo *r, const hm_backup_meta *m, const char *image
 				"-c",	  "unix_socket_directories=/tmp",
 				"-c",	  "hba_file=/var/lib/postgresql/data/pgdata/hm_restore_test_hba.conf",
 				"-c",	  "archive_mode=off",
+				"-c",	  "archive_command=",
+				"-c",	  "restore_command=",
+				"-c",	  "recovery_end_command=",
+				"-c",	  "archive_cleanup_command=",
+				"-c",	  "primary_conninfo=",
+				"-c",	  "ssl=off",
+				"-c",	  "ssl_passphrase_command=",
+				"-c",	  "shared_preload_libraries=",
+				"-c",	  "session_preload_libraries=",
+				"-c",	  "local_preload_libraries=",
+				"-c",	  "dynamic_library_path=$libdir",
 				"-c",	  "port=5432",
 				NULL};
 		if (run_capture(argv, out, sizeof out) != 0) {

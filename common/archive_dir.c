@@ -219,8 +219,9 @@ static int walk(writer *w, int dirfd, const char *name, const char *abspath, con
 				    abspath, HM_TREE_MAX_DEPTH);
 	if (me.type != HM_ENTRY_SYMLINK) {
 		/* the entry itself, never through a symlink swapped in since the stat */
+		/* O_NONBLOCK: a FIFO swapped in since the stat must not block the open */
 		fd = openat(dirfd, name,
-			    O_RDONLY | O_CLOEXEC | (me.type == HM_ENTRY_DIR ? O_DIRECTORY : 0) |
+			    O_RDONLY | O_CLOEXEC | O_NONBLOCK | (me.type == HM_ENTRY_DIR ? O_DIRECTORY : 0) |
 				    (dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
 		struct stat fst;
 		if (fd < 0 || fstat(fd, &fst) != 0)

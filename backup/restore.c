@@ -301,6 +301,73 @@ static int container_psql(const char *name, const char *user, const char *db, co
 	return rc;
 }
 
+/* Sanity queries on the restore test's running cluster: per database pg_class, and where
+ * the hive schema exists the knowledge rows and a pgvector search. summary gets one line.
+ * 0, or -1 with HM_EXIT_VERIFY_FAILED. */
+static int sanity_queries(const char *name, char *summary, size_t summarysz, hm_error *err)
+{
+	char out[8192];
+	/* the bootstrap superuser (oid 10), found through any role that can log in */
+	static const char *candidates[] = {"hive_backup", "postgres", "agent", "hive", NULL};
+	char super[128] = "";
+	for (int i = 0; candidates[i] && !super[0]; i++)
+		if (container_psql(name, candidates[i], "postgres",
+				   "select rolname from pg_roles where oid = 10", out, sizeof out) == 0)
+			snprintf(super, sizeof super, "%s", out);
+	if (!super[0]) {
+		hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+			     "restore test: cannot query the restored cluster: %s", out);
+		return -1;
+	}
+	char dbs[4096];
+	if (container_psql(
+		    name, super, "postgres",
+		    "select datname from pg_database where datallowconn and not datistemplate order by 1",
+		    dbs, sizeof dbs) != 0) {
+		hm_error_set(err, HM_EXIT_VERIFY_FAILED, "restore test: listing databases failed: %s", dbs);
+		return -1;
+	}
+	size_t sl = 0;
+	summary[0] = '\0';
+	sl += (size_t)snprintf(summary + sl, summarysz - sl, "started;");
+	for (char *db = strtok(dbs, "\n"); db; db = strtok(NULL, "\n")) {
+		if (container_psql(name, super, db, "select count(*) from pg_class", out, sizeof out) != 0) {
+			hm_error_set(err, HM_EXIT_VERIFY_FAILED, "restore test: database %s: %s", db, out);
+			return -1;
+		}
+		char kb[64] = "";
+		if (container_psql(name, super, db, "select to_regclass('agno.knowledge_base') is not null",
+				   out, sizeof out) == 0 &&
+		    !strcmp(out, "t")) {
+			if (container_psql(name, super, db, "select count(*) from agno.knowledge_base", out,
+					   sizeof out) != 0) {
+				hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+					     "restore test: %s: counting agno.knowledge_base: %s", db, out);
+				return -1;
+			}
+			snprintf(kb, sizeof kb, "%s", out);
+			if (container_psql(name, super, db,
+					   "select count(*) from (select id from agno.knowledge_base where "
+					   "embedding is not null "
+					   "order by embedding <=> (select embedding from "
+					   "agno.knowledge_base where embedding is not null limit 1) "
+					   "limit 5) s",
+					   out, sizeof out) != 0) {
+				hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+					     "restore test: %s: pgvector search failed: %s", db, out);
+				return -1;
+			}
+			if (sl < summarysz)
+				sl += (size_t)snprintf(summary + sl, summarysz - sl,
+						       " %s: %s knowledge rows, vector search %s hits;", db,
+						       kb, out);
+		} else if (sl < summarysz) {
+			sl += (size_t)snprintf(summary + sl, summarysz - sl, " %s: ok;", db);
+		}
+	}
+	return 0;
+}
+
 int hm_restore_test(const hm_repo *r, const hm_backup_meta *m, const char *image, char *summary,
 		    size_t summarysz, int quiet, hm_error *err)
 {
@@ -415,64 +482,8 @@ int hm_restore_test(const hm_repo *r, const hm_backup_meta *m, const char *image
 			     "restore test: PostgreSQL did not start on the restored copy: %s", out);
 		goto cleanup;
 	}
-	/* the bootstrap superuser (oid 10), found through any role that can log in */
-	static const char *candidates[] = {"hive_backup", "postgres", "agent", "hive", NULL};
-	char super[128] = "";
-	for (int i = 0; candidates[i] && !super[0]; i++)
-		if (container_psql(name, candidates[i], "postgres",
-				   "select rolname from pg_roles where oid = 10", out, sizeof out) == 0)
-			snprintf(super, sizeof super, "%s", out);
-	if (!super[0]) {
-		hm_error_set(err, HM_EXIT_VERIFY_FAILED,
-			     "restore test: cannot query the restored cluster: %s", out);
+	if (sanity_queries(name, summary, summarysz, err) != 0)
 		goto cleanup;
-	}
-	char dbs[4096];
-	if (container_psql(
-		    name, super, "postgres",
-		    "select datname from pg_database where datallowconn and not datistemplate order by 1",
-		    dbs, sizeof dbs) != 0) {
-		hm_error_set(err, HM_EXIT_VERIFY_FAILED, "restore test: listing databases failed: %s", dbs);
-		goto cleanup;
-	}
-	size_t sl = 0;
-	summary[0] = '\0';
-	sl += (size_t)snprintf(summary + sl, summarysz - sl, "started;");
-	for (char *db = strtok(dbs, "\n"); db; db = strtok(NULL, "\n")) {
-		if (container_psql(name, super, db, "select count(*) from pg_class", out, sizeof out) != 0) {
-			hm_error_set(err, HM_EXIT_VERIFY_FAILED, "restore test: database %s: %s", db, out);
-			goto cleanup;
-		}
-		char kb[64] = "";
-		if (container_psql(name, super, db, "select to_regclass('agno.knowledge_base') is not null",
-				   out, sizeof out) == 0 &&
-		    !strcmp(out, "t")) {
-			if (container_psql(name, super, db, "select count(*) from agno.knowledge_base", out,
-					   sizeof out) != 0) {
-				hm_error_set(err, HM_EXIT_VERIFY_FAILED,
-					     "restore test: %s: counting agno.knowledge_base: %s", db, out);
-				goto cleanup;
-			}
-			snprintf(kb, sizeof kb, "%s", out);
-			if (container_psql(name, super, db,
-					   "select count(*) from (select id from agno.knowledge_base where "
-					   "embedding is not null "
-					   "order by embedding <=> (select embedding from "
-					   "agno.knowledge_base where embedding is not null limit 1) "
-					   "limit 5) s",
-					   out, sizeof out) != 0) {
-				hm_error_set(err, HM_EXIT_VERIFY_FAILED,
-					     "restore test: %s: pgvector search failed: %s", db, out);
-				goto cleanup;
-			}
-			if (sl < summarysz)
-				sl += (size_t)snprintf(summary + sl, summarysz - sl,
-						       " %s: %s knowledge rows, vector search %s hits;", db,
-						       kb, out);
-		} else if (sl < summarysz) {
-			sl += (size_t)snprintf(summary + sl, summarysz - sl, " %s: ok;", db);
-		}
-	}
 	rc = 0;
 cleanup:
 	if (started) {

@@ -164,42 +164,128 @@ static int file_data(struct archive *a, const char *path, const char *rel, unsig
 	return 0;
 }
 
+/* State of one pass over an archive. */
+typedef struct pass {
+	struct archive *a;
+	const char *path;
+	hm_tree_writer *w;	   /* NULL: verify only */
+	const hm_manifest *want_m; /* writing: the manifest of the verify pass */
+	hm_progress *progress;
+	hm_archive_stats *stats;
+	hm_tree_rule rule;
+	hm_manifest seen; /* every data member read */
+	unsigned char *buf;
+} pass;
+
+/* One data member: the rule, its data, and when writing, the manifest's record of it. */
+static int data_member(pass *p, struct archive_entry *ae, const char *name, hm_error *err)
+{
+	char rel[PATH_MAX], why[PATH_MAX + 256];
+	hm_tree_item item;
+	if (data_rel(p->path, name, rel, sizeof rel, err) != 0)
+		return -1;
+	if (hm_tree_rule_check(&p->rule, rel, ae, &item, why, sizeof why) != 0)
+		return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "archive \"%s\": %s", p->path, why);
+	hm_manifest_entry got = {0};
+	got.path = (char *)item.path;
+	got.type = item.type; /* the same letters: f, d, l */
+	got.target = (char *)item.target;
+	got.mode = item.mode;
+	got.uid = item.uid;
+	got.gid = item.gid;
+	got.mtime = item.mtime;
+	const hm_manifest_entry *want = NULL;
+	if (p->w) {
+		if (!(want = hm_manifest_find(p->want_m, item.path)))
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+					    "\"%s\": in the archive but not in its manifest", item.path);
+		if (hm_tree_writer_add(p->w, &item, err) != 0)
+			return -1;
+	}
+	if (got.type == HM_ENTRY_FILE) {
+		int fr = file_data(p->a, p->path, item.path, p->buf, p->w, p->progress, &got, err);
+		if (p->w && hm_tree_writer_end_file(p->w, err) != 0)
+			fr = -1;
+		if (fr != 0)
+			return -1;
+		p->stats->files++;
+		p->stats->bytes += got.size;
+	}
+	if (p->w && hm_manifest_entry_compare(want, &got, err) != 0)
+		return -1;
+	if (hm_manifest_add(&p->seen, &got, err) != 0)
+		return -1;
+	p->stats->entries++;
+	return 0;
+}
+
+/* Once every member was read: what was seen against the manifest, both ways. */
+static int against_manifest(const char *path, hm_manifest *seen, const hm_manifest *manifest, hm_error *err)
+{
+	if (hm_manifest_sort(seen, err) != 0) {
+		err->code = HM_EXIT_VERIFY_FAILED;
+		return hm_error_prefix(err, "archive \"%s\"", path);
+	}
+	for (size_t i = 0; i < manifest->count; i++) {
+		const hm_manifest_entry *g = hm_manifest_find(seen, manifest->entries[i].path);
+		if (!g)
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+					    "archive \"%s\": \"%s\" is in the manifest but missing", path,
+					    manifest->entries[i].path);
+		if (hm_manifest_entry_compare(&manifest->entries[i], g, err) != 0)
+			return hm_error_prefix(err, "archive \"%s\"", path);
+	}
+	for (size_t i = 0; i < seen->count; i++)
+		if (!hm_manifest_find(manifest, seen->entries[i].path))
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+					    "archive \"%s\": \"%s\" is not in the manifest", path,
+					    seen->entries[i].path);
+	if (!hm_manifest_find(manifest, "."))
+		return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+				    "archive \"%s\": the top directory is missing", path);
+	return 0;
+}
+
 /* Read (and when w != NULL, write) every member. Verifying, the manifest found at the end
- * is compared with what was seen; writing (want = the manifest of the verify pass), every
+ * is compared with what was seen; writing (want_m = the manifest of the verify pass), every
  * member is also compared with it as it is written. *out_manifest (when not NULL) gets the
  * archive's manifest. */
 static int scan(int fd, const char *path, hm_tree_writer *w, const hm_manifest *want_m, hm_progress *progress,
 		hm_archive_stats *stats, hm_manifest *out_manifest, hm_error *err)
 {
-	struct archive *a = open_reader(fd, path, err);
+	pass p;
+	memset(&p, 0, sizeof p);
+	p.a = open_reader(fd, path, err);
+	p.path = path;
+	p.w = w;
+	p.want_m = want_m;
+	p.progress = progress;
+	p.stats = stats;
 	struct archive_entry *ae;
-	hm_manifest seen, manifest;
-	hm_tree_rule rule;
-	char *meta = NULL, *mjson = NULL, rel[PATH_MAX], why[PATH_MAX + 256];
-	char meta_hex[65] = "";
+	hm_manifest manifest;
+	char *meta = NULL, *mjson = NULL, meta_hex[65] = "";
 	size_t meta_len = 0, mlen = 0;
-	unsigned char *buf = NULL;
 	int rc = -1, have_manifest = 0, r;
 	double t0 = hm_progress_now();
 	struct stat ast;
 
-	hm_manifest_init(&seen);
+	hm_manifest_init(&p.seen);
 	hm_manifest_init(&manifest);
-	hm_tree_rule_init(&rule);
-	if (!a)
+	hm_tree_rule_init(&p.rule);
+	if (!p.a)
 		return -1;
 	memset(stats, 0, sizeof *stats);
 	if (fstat(fd, &ast) != 0) {
 		hm_error_errno(err, errno, "stat", path);
 		goto cleanup;
 	}
-	if (!(buf = malloc(HM_AD_IO_BUF))) {
+	if (!(p.buf = malloc(HM_AD_IO_BUF))) {
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 		goto cleanup;
 	}
 	/* ARCHIVE_WARN: e.g. a pax name that is not UTF-8 and not marked BINARY; the name is
 	 * then kept as the bytes it is, which is what we want */
-	while ((r = archive_read_next_header(a, &ae)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+	while ((r = archive_read_next_header(p.a, &ae)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
 		const char *name = archive_entry_pathname(ae);
 		if (!name) {
 			hm_error_set(err, HM_EXIT_VERIFY_FAILED, "archive \"%s\": a member has no name",
@@ -212,19 +298,17 @@ static int scan(int fd, const char *path, hm_tree_writer *w, const hm_manifest *
 			goto cleanup;
 		}
 		if (!strcmp(name, HM_AD_META_MEMBER)) {
-			if (meta || seen.count) {
+			if (meta || p.seen.count) {
 				hm_error_set(err, HM_EXIT_VERIFY_FAILED,
 					     "archive \"%s\": metadata out of place", path);
 				goto cleanup;
 			}
-			if (read_member(a, ae, path, name, member_cap(MAX_META_ABS, (uint64_t)ast.st_size),
+			if (read_member(p.a, ae, path, name, member_cap(MAX_META_ABS, (uint64_t)ast.st_size),
 					&meta, &meta_len, err) != 0 ||
 			    sha_hex(meta, meta_len, meta_hex, err) != 0)
 				goto cleanup;
-			continue;
-		}
-		if (!strcmp(name, HM_AD_MANIFEST_MEMBER)) {
-			if (read_member(a, ae, path, name,
+		} else if (!strcmp(name, HM_AD_MANIFEST_MEMBER)) {
+			if (read_member(p.a, ae, path, name,
 					member_cap(MAX_MANIFEST_ABS, (uint64_t)ast.st_size), &mjson, &mlen,
 					err) != 0 ||
 			    sha_hex(mjson, mlen, stats->manifest_sha256, err) != 0)
@@ -234,51 +318,13 @@ static int scan(int fd, const char *path, hm_tree_writer *w, const hm_manifest *
 				goto cleanup;
 			}
 			have_manifest = 1;
-			continue;
-		}
-		if (data_rel(path, name, rel, sizeof rel, err) != 0)
-			goto cleanup;
-		hm_tree_item item;
-		if (hm_tree_rule_check(&rule, rel, ae, &item, why, sizeof why) != 0) {
-			hm_error_set(err, HM_EXIT_VERIFY_FAILED, "archive \"%s\": %s", path, why);
+		} else if (data_member(&p, ae, name, err) != 0) {
 			goto cleanup;
 		}
-		hm_manifest_entry got = {0};
-		got.path = (char *)item.path;
-		got.type = item.type; /* the same letters: f, d, l */
-		got.target = (char *)item.target;
-		got.mode = item.mode;
-		got.uid = item.uid;
-		got.gid = item.gid;
-		got.mtime = item.mtime;
-		const hm_manifest_entry *want = NULL;
-		if (w) {
-			if (!(want = hm_manifest_find(want_m, item.path))) {
-				hm_error_set(err, HM_EXIT_VERIFY_FAILED,
-					     "\"%s\": in the archive but not in its manifest", item.path);
-				goto cleanup;
-			}
-			if (hm_tree_writer_add(w, &item, err) != 0)
-				goto cleanup;
-		}
-		if (got.type == HM_ENTRY_FILE) {
-			int fr = file_data(a, path, item.path, buf, w, progress, &got, err);
-			if (w && hm_tree_writer_end_file(w, err) != 0)
-				fr = -1;
-			if (fr != 0)
-				goto cleanup;
-			stats->files++;
-			stats->bytes += got.size;
-		}
-		if (w && hm_manifest_entry_compare(want, &got, err) != 0)
-			goto cleanup;
-		if (hm_manifest_add(&seen, &got, err) != 0)
-			goto cleanup;
-		stats->entries++;
 	}
 	if (r != ARCHIVE_EOF) {
 		hm_error_set(err, HM_EXIT_VERIFY_FAILED, "archive \"%s\" is truncated or damaged: %s", path,
-			     archive_error_string(a) ? archive_error_string(a) : "read error");
+			     archive_error_string(p.a) ? archive_error_string(p.a) : "read error");
 		goto cleanup;
 	}
 	if (!have_manifest) {
@@ -290,36 +336,8 @@ static int scan(int fd, const char *path, hm_tree_writer *w, const hm_manifest *
 			     "archive \"%s\": metadata missing or not the one in the manifest", path);
 		goto cleanup;
 	}
-	if (hm_manifest_sort(&seen, err) != 0) {
-		err->code = HM_EXIT_VERIFY_FAILED;
-		hm_error_prefix(err, "archive \"%s\"", path);
+	if (against_manifest(path, &p.seen, &manifest, err) != 0)
 		goto cleanup;
-	}
-	for (size_t i = 0; i < manifest.count; i++) {
-		const hm_manifest_entry *g = hm_manifest_find(&seen, manifest.entries[i].path);
-		if (!g) {
-			hm_error_set(err, HM_EXIT_VERIFY_FAILED,
-				     "archive \"%s\": \"%s\" is in the manifest but missing", path,
-				     manifest.entries[i].path);
-			goto cleanup;
-		}
-		if (hm_manifest_entry_compare(&manifest.entries[i], g, err) != 0) {
-			hm_error_prefix(err, "archive \"%s\"", path);
-			goto cleanup;
-		}
-	}
-	for (size_t i = 0; i < seen.count; i++)
-		if (!hm_manifest_find(&manifest, seen.entries[i].path)) {
-			hm_error_set(err, HM_EXIT_VERIFY_FAILED,
-				     "archive \"%s\": \"%s\" is not in the manifest", path,
-				     seen.entries[i].path);
-			goto cleanup;
-		}
-	if (!hm_manifest_find(&manifest, ".")) {
-		hm_error_set(err, HM_EXIT_VERIFY_FAILED, "archive \"%s\": the top directory is missing",
-			     path);
-		goto cleanup;
-	}
 	if (w && hm_tree_writer_finish(w, err) != 0)
 		goto cleanup;
 	stats->seconds = hm_progress_now() - t0;
@@ -330,12 +348,12 @@ static int scan(int fd, const char *path, hm_tree_writer *w, const hm_manifest *
 	}
 	rc = 0;
 cleanup:
-	archive_read_free(a);
-	free(buf);
+	archive_read_free(p.a);
+	free(p.buf);
 	free(meta);
 	free(mjson);
-	hm_tree_rule_free(&rule);
-	hm_manifest_free(&seen);
+	hm_tree_rule_free(&p.rule);
+	hm_manifest_free(&p.seen);
 	hm_manifest_free(&manifest);
 	return rc;
 }

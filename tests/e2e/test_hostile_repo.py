@@ -137,14 +137,14 @@ def attacker(parent):
         os._exit(0)
 
 
-def many_files_items(n=3000):
+def many_files_items(n=1000):
     items = h.pgdata_items()
     items.append(h.offline_entry("base", "dir"))
     items += [h.offline_entry("base/%05d" % i, "file", b"x" * 64) for i in range(n)]
     return items
 
 
-def many_files_entries(n=3000):
+def many_files_entries(n=1000):
     ents = h.pgdata_entries() + [h.Entry("base", "d")]
     ents += [h.Entry("base/%05d" % i, data=b"x" * 64) for i in range(n)]
     return ents
@@ -165,7 +165,7 @@ def test_work_directory_cannot_be_redirected(repo, tmp_path, kind):
         bid = h.online_backup(repo, many_files_entries())
     pid = attacker(parent)
     try:
-        for _ in range(3):
+        for _ in range(2):
             target = parent / "pgdata"
             r = hm("backups", "restore", bid, "--repo", repo, "--to", target)
             # whoever won the race, root wrote nothing into the attacker's directory

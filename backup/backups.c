@@ -168,7 +168,7 @@ static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, 
 	m->verified = rc == 0 ? 1 : 0;
 	m->verified_time = time(NULL);
 	snprintf(m->verify_error, sizeof m->verify_error, "%s",
-		 rc == 0 ? "" : (rep.nerrors && rep.errors[0] ? rep.errors[0] : err.message));
+		 rc == 0 ? "" : (rep.nstored ? rep.errors[0] : err.message));
 	hm_error serr = {0};
 	if (hm_repo_save_meta(repo, m, &serr) != 0) {
 		hm_verify_report_free(&rep);

@@ -59,11 +59,10 @@ void hm_verify_report_free(hm_verify_report *rep)
 
 static void add_problem(hm_verify_report *rep, const char *line)
 {
-	if (rep->nerrors >= MAX_ERRORS) {
-		rep->nerrors++;
+	rep->nerrors++; /* counted even when not stored: a problem never goes unnoticed */
+	if (rep->nstored >= MAX_ERRORS)
 		return;
-	}
-	if (rep->nerrors == rep->cap) {
+	if (rep->nstored == rep->cap) {
 		size_t nc = rep->cap ? rep->cap * 2 : 16;
 		char **ne = realloc(rep->errors, nc * sizeof *ne);
 		if (!ne)
@@ -71,14 +70,13 @@ static void add_problem(hm_verify_report *rep, const char *line)
 		rep->errors = ne;
 		rep->cap = nc;
 	}
-	rep->errors[rep->nerrors] = strdup(line);
-	if (rep->errors[rep->nerrors])
-		rep->nerrors++;
+	if ((rep->errors[rep->nstored] = strdup(line)) != NULL)
+		rep->nstored++;
 }
 
 size_t hm_verify_stored(const hm_verify_report *rep)
 {
-	return rep->errors ? (rep->nerrors < MAX_ERRORS ? rep->nerrors : MAX_ERRORS) : 0;
+	return rep->nstored;
 }
 
 void hm_verify_problem(hm_verify_report *rep, const char *fmt, ...)
@@ -90,8 +88,6 @@ void hm_verify_problem(hm_verify_report *rep, const char *fmt, ...)
 	va_end(ap);
 	add_problem(rep, line);
 }
-
-#define problem hm_verify_problem
 
 /* server_archive.c's problem callback. */
 static void sa_problem(void *ctx, const char *line)
@@ -144,7 +140,7 @@ static int walk_server_archive(vctx *v, const char *member, const char *prefix, 
 	archive_read_support_filter_zstd(in);
 	archive_read_support_format_tar(in);
 	if (archive_read_open(in, v, NULL, inner_read, NULL) != ARCHIVE_OK) {
-		problem(v->rep, "%s: cannot read: %s", member, archive_error_string(in));
+		hm_verify_problem(v->rep, "%s: cannot read: %s", member, archive_error_string(in));
 	} else {
 		hm_sa_walk w = {member, prefix, v->alg, v->writer, &v->files, sa_problem, v->rep};
 		rc = hm_sa_walk_archive(in, &w, err);
@@ -198,24 +194,25 @@ static void check_members(vctx *v)
 			if (!strcmp(v->got[k].name, want->name))
 				got = &v->got[k];
 		if (!got)
-			problem(rep, "%s: missing from the archive", want->name);
+			hm_verify_problem(rep, "%s: missing from the archive", want->name);
 		else if (got->size != want->size)
-			problem(rep, "%s: size %llu, expected %llu (truncated or damaged)", want->name,
-				(unsigned long long)got->size, (unsigned long long)want->size);
+			hm_verify_problem(rep, "%s: size %llu, expected %llu (truncated or damaged)",
+					  want->name, (unsigned long long)got->size,
+					  (unsigned long long)want->size);
 		else if (strcmp(got->sha256, want->sha256) != 0)
-			problem(rep, "%s: SHA-256 mismatch (damaged)", want->name);
+			hm_verify_problem(rep, "%s: SHA-256 mismatch (damaged)", want->name);
 	}
 	for (int k = 0; k < v->ngot; k++)
 		if (strcmp(v->got[k].name, HM_REPO_META) != 0 && !hm_meta_member(m, v->got[k].name))
-			problem(rep, "%s: unexpected member in the archive", v->got[k].name);
+			hm_verify_problem(rep, "%s: unexpected member in the archive", v->got[k].name);
 	if (!v->embedded) {
-		problem(rep, "%s: missing from the archive", HM_REPO_META);
+		hm_verify_problem(rep, "%s: missing from the archive", HM_REPO_META);
 		return;
 	}
 	hm_backup_meta em;
 	hm_error e2;
 	if (hm_meta_decode(v->embedded, "backup.json in the archive", &em, &e2) != 0) {
-		problem(rep, "%s", e2.message);
+		hm_verify_problem(rep, "%s", e2.message);
 		return;
 	}
 	int same = !strcmp(em.id, m->id) && em.nmembers == m->nmembers;
@@ -223,7 +220,8 @@ static void check_members(vctx *v)
 		same = !strcmp(em.members[i].sha256, m->members[i].sha256) &&
 		       em.members[i].size == m->members[i].size;
 	if (!same)
-		problem(rep, "%s: the archive's copy disagrees with the repository's", HM_REPO_META);
+		hm_verify_problem(rep, "%s: the archive's copy disagrees with the repository's",
+				  HM_REPO_META);
 }
 
 /* The WAL needed to make the backup consistent. A range is first weighed against the WAL
@@ -233,8 +231,9 @@ static void check_wal(vctx *v, const hm_pgm *pgm)
 	hm_verify_report *rep = v->rep;
 	uint32_t segsz = v->meta->wal_segment_size ? v->meta->wal_segment_size : 16u << 20;
 	if (segsz < (1u << 20) || segsz > (1u << 30) || (segsz & (segsz - 1))) {
-		problem(rep, "backup.json: wal_segment_size %u is not a power of two from 1 MB to 1 GB",
-			segsz);
+		hm_verify_problem(rep,
+				  "backup.json: wal_segment_size %u is not a power of two from 1 MB to 1 GB",
+				  segsz);
 		return;
 	}
 	uint64_t have = 0, need = 0;
@@ -249,7 +248,8 @@ static void check_wal(vctx *v, const hm_pgm *pgm)
 			break;
 	}
 	if (need > have) {
-		problem(rep,
+		hm_verify_problem(
+			rep,
 			"backup_manifest: its WAL-Ranges need more WAL segments than the %llu the archive "
 			"holds in pg_wal/ (range %X/%X-%X/%X and on)",
 			(unsigned long long)have, (unsigned)(pgm->ranges[0].start >> 32),
@@ -267,13 +267,14 @@ static void check_wal(vctx *v, const hm_pgm *pgm)
 			snprintf(path, sizeof path, "pg_wal/%s", name);
 			const hm_sa_file *f = hm_sa_find(&v->files, path);
 			if (!f)
-				problem(rep,
+				hm_verify_problem(
+					rep,
 					"%s: WAL segment needed for the WAL range %X/%X-%X/%X is missing",
 					path, (unsigned)(rg->start >> 32), (unsigned)rg->start,
 					(unsigned)(rg->end >> 32), (unsigned)rg->end);
 			else if (f->size != segsz)
-				problem(rep, "%s: WAL segment has %llu bytes, expected %u", path,
-					(unsigned long long)f->size, segsz);
+				hm_verify_problem(rep, "%s: WAL segment has %llu bytes, expected %u", path,
+						  (unsigned long long)f->size, segsz);
 		}
 	}
 }
@@ -286,19 +287,19 @@ static void final_checks(vctx *v)
 	check_members(v);
 	if (!v->manifest) {
 		if (!hm_meta_member(m, "backup_manifest")) /* else already reported as a member */
-			problem(rep, "backup_manifest: missing from the archive");
+			hm_verify_problem(rep, "backup_manifest: missing from the archive");
 		return;
 	}
 	hm_pgm pgm;
 	hm_error e;
 	if (hm_pgm_parse(v->manifest, v->manifest_len, "backup_manifest", &pgm, &e) != 0) {
-		problem(rep, "%s", e.message);
+		hm_verify_problem(rep, "%s", e.message);
 		return;
 	}
 	if (pgm.system_identifier[0] && m->system_identifier[0] &&
 	    strcmp(pgm.system_identifier, m->system_identifier) != 0)
-		problem(rep, "backup_manifest: System-Identifier %s differs from the backup's %s",
-			pgm.system_identifier, m->system_identifier);
+		hm_verify_problem(rep, "backup_manifest: System-Identifier %s differs from the backup's %s",
+				  pgm.system_identifier, m->system_identifier);
 	hm_sa_files_sort(&v->files);
 	for (size_t i = 0; i < v->files.n; i++) {
 		hm_sa_file *f = &v->files.v[i];
@@ -306,24 +307,24 @@ static void final_checks(vctx *v)
 			continue;
 		hm_pgm_file *w = hm_pgm_find(&pgm, f->path);
 		if (!w) {
-			problem(rep, "%s: extra file not in backup_manifest", f->path);
+			hm_verify_problem(rep, "%s: extra file not in backup_manifest", f->path);
 			continue;
 		}
 		w->seen = 1;
 		if (w->size != f->size)
-			problem(rep, "%s: size %llu, backup_manifest says %llu", f->path,
-				(unsigned long long)f->size, (unsigned long long)w->size);
+			hm_verify_problem(rep, "%s: size %llu, backup_manifest says %llu", f->path,
+					  (unsigned long long)f->size, (unsigned long long)w->size);
 		else if (w->alg != (hm_pgm_alg)v->alg && w->alg != HM_PGM_NONE)
-			problem(rep, "%s: checksum algorithm %s, expected %s", f->path,
-				hm_pgm_alg_name(w->alg), hm_pgm_alg_name((hm_pgm_alg)v->alg));
+			hm_verify_problem(rep, "%s: checksum algorithm %s, expected %s", f->path,
+					  hm_pgm_alg_name(w->alg), hm_pgm_alg_name((hm_pgm_alg)v->alg));
 		else if (w->alg != HM_PGM_NONE && strcmp(w->checksum, f->checksum) != 0)
-			problem(rep, "%s: checksum mismatch (%s %s, backup_manifest says %s)", f->path,
-				hm_pgm_alg_name(w->alg), f->checksum, w->checksum);
+			hm_verify_problem(rep, "%s: checksum mismatch (%s %s, backup_manifest says %s)",
+					  f->path, hm_pgm_alg_name(w->alg), f->checksum, w->checksum);
 	}
 	for (size_t i = 0; i < pgm.nfiles; i++)
 		if (!pgm.files[i].seen && strncmp(pgm.files[i].path, "pg_wal/", 7) != 0)
-			problem(rep, "%s: listed in backup_manifest but missing from the archive",
-				pgm.files[i].path);
+			hm_verify_problem(rep, "%s: listed in backup_manifest but missing from the archive",
+					  pgm.files[i].path);
 	check_wal(v, &pgm);
 	hm_pgm_free(&pgm);
 }
@@ -344,25 +345,28 @@ static int outer_member(vctx *v, struct archive_entry *e, hm_error *err)
 	const char *name = archive_entry_pathname(e);
 	size_t nl = strlen(name);
 	if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e)) {
-		problem(v->rep, "%s: not a regular file in the archive", name);
+		hm_verify_problem(v->rep, "%s: not a regular file in the archive", name);
 		drain_member(v);
 	} else if (!strcmp(name, "backup_manifest")) {
 		uint64_t cap = pg_manifest_cap();
 		free(v->manifest);
 		v->manifest = NULL;
 		if (archive_entry_size(e) > (la_int64_t)cap) {
-			problem(v->rep, "backup_manifest: too large (%lld bytes; at most %llu are read)",
-				(long long)archive_entry_size(e), (unsigned long long)cap);
+			hm_verify_problem(v->rep,
+					  "backup_manifest: too large (%lld bytes; at most %llu are read)",
+					  (long long)archive_entry_size(e), (unsigned long long)cap);
 			drain_member(v);
 		} else if (slurp_member(v, cap, &v->manifest, &v->manifest_len) != 0) {
-			problem(v->rep, "backup_manifest: cannot read: %s", archive_error_string(v->outer));
+			hm_verify_problem(v->rep, "backup_manifest: cannot read: %s",
+					  archive_error_string(v->outer));
 		}
 	} else if (!strcmp(name, HM_REPO_META)) {
 		size_t l;
 		free(v->embedded);
 		v->embedded = NULL;
 		if (slurp_member(v, HM_REPO_META_MAX, &v->embedded, &l) != 0)
-			problem(v->rep, "%s: cannot read (or larger than %u bytes)", name, HM_REPO_META_MAX);
+			hm_verify_problem(v->rep, "%s: cannot read (or larger than %u bytes)", name,
+					  HM_REPO_META_MAX);
 	} else if (nl > 8 && !strcmp(name + nl - 8, ".tar.zst")) {
 		char prefix[128] = "";
 		if (strcmp(name, "base.tar.zst") != 0) {
@@ -393,17 +397,17 @@ static int verify_online(vctx *v, int fd, const char *path, hm_error *err)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 	archive_read_support_format_tar(v->outer);
 	if (archive_read_open_fd(v->outer, fd, VBUFSZ) != ARCHIVE_OK) {
-		problem(v->rep, "%s: cannot open: %s", path, archive_error_string(v->outer));
+		hm_verify_problem(v->rep, "%s: cannot open: %s", path, archive_error_string(v->outer));
 		goto done;
 	}
 	while ((r = archive_read_next_header(v->outer, &e)) == ARCHIVE_OK) {
 		const char *name = archive_entry_pathname(e);
 		if (!name) {
-			problem(v->rep, "%s: a member has no name", path);
+			hm_verify_problem(v->rep, "%s: a member has no name", path);
 			break;
 		}
 		if (v->ngot >= HM_META_MAX_MEMBERS) {
-			problem(v->rep, "%s: too many members", path);
+			hm_verify_problem(v->rep, "%s: too many members", path);
 			break;
 		}
 		if (!(v->member_sha = hm_sha256_new())) {
@@ -425,7 +429,8 @@ static int verify_online(vctx *v, int fd, const char *path, hm_error *err)
 		v->rep->bytes += v->member_bytes;
 	}
 	if (r != ARCHIVE_EOF && r != ARCHIVE_OK)
-		problem(v->rep, "%s: archive truncated or damaged: %s", path, archive_error_string(v->outer));
+		hm_verify_problem(v->rep, "%s: archive truncated or damaged: %s", path,
+				  archive_error_string(v->outer));
 	final_checks(v);
 done:
 	archive_read_free(v->outer);
@@ -441,11 +446,11 @@ static int verify_offline(vctx *v, int fd, const char *path, hm_error *err)
 	char hex[HM_SHA256_HEX_LEN + 1];
 	hm_error e;
 	if (!want)
-		problem(v->rep, "%s: no digest recorded in backup.json", v->meta->archive);
+		hm_verify_problem(v->rep, "%s: no digest recorded in backup.json", v->meta->archive);
 	else if (hm_sha256_fd(fd, path, hex, &e) != 0)
-		problem(v->rep, "%s", e.message);
+		hm_verify_problem(v->rep, "%s", e.message);
 	else if (strcmp(hex, want->sha256) != 0)
-		problem(v->rep, "%s: SHA-256 mismatch (damaged)", v->meta->archive);
+		hm_verify_problem(v->rep, "%s: SHA-256 mismatch (damaged)", v->meta->archive);
 	if (v->rep->nerrors)
 		return 0;
 	hm_archive_stats st;
@@ -468,7 +473,7 @@ static int verify_offline(vctx *v, int fd, const char *path, hm_error *err)
 			*err = e;
 			return -1;
 		}
-		problem(v->rep, "%s", e.message);
+		hm_verify_problem(v->rep, "%s", e.message);
 	}
 	v->rep->files = st.files;
 	v->rep->bytes = st.archive_bytes;
@@ -523,23 +528,23 @@ int hm_verify_backup(const hm_repo *r, const hm_backup_meta *m, const hm_verify_
 	v.rep = rep;
 	v.alg = !strcmp(m->manifest_checksums, "SHA256") ? HM_PGM_SHA256 : HM_PGM_CRC32C;
 	if (m->broken) {
-		problem(rep, "%s", m->verify_error);
+		hm_verify_problem(rep, "%s", m->verify_error);
 		goto check;
 	}
 	if (hm_repo_file(r, m->id, m->archive, path, sizeof path, err) != 0)
 		return -1;
 	hm_error oe;
 	if ((fd = hm_repo_open_file(r, m->id, m->archive, O_RDONLY, &oe)) < 0 || fstat(fd, &st) != 0) {
-		problem(rep, "%s", fd < 0 ? oe.message : strerror(errno));
+		hm_verify_problem(rep, "%s", fd < 0 ? oe.message : strerror(errno));
 		goto check;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		problem(rep, "%s: not a regular file", m->archive);
+		hm_verify_problem(rep, "%s: not a regular file", m->archive);
 		goto check;
 	}
 	if (m->archive_size && (uint64_t)st.st_size != m->archive_size) {
-		problem(rep, "%s: %lld bytes, backup.json says %llu (truncated or damaged)", m->archive,
-			(long long)st.st_size, (unsigned long long)m->archive_size);
+		hm_verify_problem(rep, "%s: %lld bytes, backup.json says %llu (truncated or damaged)",
+				  m->archive, (long long)st.st_size, (unsigned long long)m->archive_size);
 		if (opts->extract_name)
 			goto check; /* never restore from an archive known to be wrong */
 	}
@@ -567,7 +572,7 @@ check:
 	if (rep->nerrors) {
 		hm_error_set(err, HM_EXIT_VERIFY_FAILED,
 			     "backup %s failed verification: %zu problem%s, first: %s", m->id, rep->nerrors,
-			     rep->nerrors == 1 ? "" : "s", rep->errors ? rep->errors[0] : "?");
+			     rep->nerrors == 1 ? "" : "s", rep->nstored ? rep->errors[0] : "(out of memory)");
 		goto cleanup;
 	}
 	rc = 0;

@@ -35,8 +35,8 @@ typedef struct hm_verify_opts {
 } hm_verify_opts;
 
 typedef struct hm_verify_report {
-	char **errors; /* one line each, naming the file */
-	size_t nerrors, cap;
+	char **errors; /* one line each, naming the file (the first nstored problems) */
+	size_t nerrors, nstored, cap;
 	uint64_t files;	   /* regular files checked */
 	uint64_t bytes;	   /* archive bytes read */
 	dev_t extract_dev; /* the extracted directory (extract_name) ... */

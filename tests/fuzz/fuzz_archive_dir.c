@@ -18,6 +18,13 @@
 #include "../../common/fsutil.h"
 
 static int infd = -1;
+static char dir[64];
+
+/* The work directory goes when the fuzzer exits (it is empty after every input). */
+static void cleanup(void)
+{
+	rmdir(dir);
+}
 
 static int empty(int fd)
 {
@@ -34,12 +41,12 @@ static int empty(int fd)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char dir[64];
 	hm_error err;
 	if (infd < 0) {
 		snprintf(dir, sizeof dir, "/tmp/hm-fuzz-ad-%ld", (long)getpid());
 		if (mkdir(dir, 0700) != 0 || (infd = open(dir, O_RDONLY | O_DIRECTORY)) < 0)
 			abort();
+		atexit(cleanup);
 	}
 	int fd = memfd_create("archive", MFD_CLOEXEC);
 	if (fd < 0 || write(fd, data, size) != (ssize_t)size)

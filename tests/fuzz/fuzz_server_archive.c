@@ -45,9 +45,21 @@ static int entries(int fd)
 	return n;
 }
 
+/* The work directories go when the fuzzer exits (they are empty after every input). */
+static void cleanup(void)
+{
+	char p[128];
+	snprintf(p, sizeof p, "%s/in", base);
+	rmdir(p);
+	snprintf(p, sizeof p, "%s/outside", base);
+	rmdir(p);
+	rmdir(base);
+}
+
 static int init(void)
 {
 	char p[128];
+	atexit(cleanup);
 	snprintf(base, sizeof base, "/tmp/hm-fuzz-sa-%ld", (long)getpid());
 	snprintf(p, sizeof p, "%s/in", base);
 	if (mkdir(base, 0700) != 0 || mkdir(p, 0700) != 0)

@@ -1,6 +1,7 @@
 /* hive-migrate backups: list, show, verify, restore and prune the backups of a repository. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +72,12 @@ static int cmd_list(const bk_args *a)
 	hm_backup_meta *v;
 	size_t n;
 	hm_error err = {0};
-	if (hm_repo_open(&repo, a->repo, 0, 0, &err) != 0 || hm_repo_list(&repo, &v, &n, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_NO_LOCK, &err) != 0)
 		return fail(&err);
+	if (hm_repo_list(&repo, &v, &n, &err) != 0) {
+		hm_repo_close(&repo);
+		return fail(&err);
+	}
 	if (a->json) {
 		json_object *arr = json_object_new_array();
 		for (size_t i = 0; i < n; i++) {
@@ -87,6 +92,7 @@ static int cmd_list(const bk_args *a)
 			json_object_object_add(o, "size", json_object_new_int64((int64_t)v[i].archive_size));
 			if (!json_object_object_get_ex(o, "verified", NULL))
 				json_object_object_add(o, "verified", NULL);
+			json_object_object_add(o, "broken", json_object_new_boolean(v[i].broken));
 			json_object_array_add(arr, o);
 		}
 		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
@@ -99,12 +105,16 @@ static int cmd_list(const bk_args *a)
 			printf("%-29s %-20s %-8s %10s  %s\n", v[i].id,
 			       hm_time_iso(v[i].start_time, ts, sizeof ts), v[i].kind,
 			       hm_progress_bytes(v[i].archive_size, sz, sizeof sz),
-			       v[i].verified == 1   ? "yes"
+			       v[i].broken	    ? "BROKEN"
+			       : v[i].verified == 1 ? "yes"
 			       : v[i].verified == 0 ? "FAILED"
 						    : "-");
+			if (v[i].broken)
+				printf("    %s\n", v[i].verify_error);
 		}
 	}
 	free(v);
+	hm_repo_close(&repo);
 	return HM_EXIT_OK;
 }
 
@@ -114,8 +124,13 @@ static int cmd_show(const bk_args *a)
 	hm_repo repo;
 	hm_backup_meta m;
 	hm_error err = {0};
-	if (hm_repo_open(&repo, a->repo, 0, 0, &err) != 0 || hm_repo_find(&repo, a->id, &m, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_NO_LOCK, &err) != 0)
 		return fail(&err);
+	if (hm_repo_find(&repo, a->id, &m, &err) != 0) {
+		hm_repo_close(&repo);
+		return fail(&err);
+	}
+	hm_repo_close(&repo);
 	char *t = hm_meta_encode(&m, 1);
 	printf("%s\n", t ? t : "{}");
 	free(t);
@@ -147,15 +162,13 @@ static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, 
 				return fail(&err);
 			}
 			rc = -1;
-			rep.errors = realloc(rep.errors, sizeof(char *) * (rep.nerrors + 1));
-			if (rep.errors)
-				rep.errors[rep.nerrors++] = strdup(err.message);
+			hm_verify_problem(&rep, "%s", err.message);
 		}
 	}
 	m->verified = rc == 0 ? 1 : 0;
 	m->verified_time = time(NULL);
 	snprintf(m->verify_error, sizeof m->verify_error, "%s",
-		 rc == 0 ? "" : (rep.nerrors && rep.errors[0] ? rep.errors[0] : err.message));
+		 rc == 0 ? "" : (rep.nstored ? rep.errors[0] : err.message));
 	hm_error serr = {0};
 	if (hm_repo_save_meta(repo, m, &serr) != 0) {
 		hm_verify_report_free(&rep);
@@ -167,7 +180,7 @@ static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, 
 		json_object_object_add(o, "ok", json_object_new_boolean(rc == 0));
 		json_object_object_add(o, "files", json_object_new_int64((int64_t)rep.files));
 		json_object *errs = json_object_new_array();
-		for (size_t i = 0; i < rep.nerrors && rep.errors; i++)
+		for (size_t i = 0; i < hm_verify_stored(&rep); i++)
 			if (rep.errors[i])
 				json_object_array_add(errs, json_object_new_string(rep.errors[i]));
 		json_object_object_add(o, "errors", errs);
@@ -180,10 +193,10 @@ static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, 
 			       (unsigned long long)rep.files, rt_summary[0] ? "; restore test: " : "",
 			       rt_summary);
 	} else {
-		for (size_t i = 0; i < rep.nerrors && rep.errors; i++)
+		for (size_t i = 0; i < hm_verify_stored(&rep); i++)
 			if (rep.errors[i])
 				fprintf(stderr, "hive-migrate: backup %s: %s\n", m->id, rep.errors[i]);
-		if (rep.nerrors > 200)
+		if (rep.nerrors > HM_VERIFY_MAX_ERRORS)
 			fprintf(stderr, "hive-migrate: backup %s: ... %zu problems in all\n", m->id,
 				rep.nerrors);
 		fprintf(stderr, "hive-migrate: error: backup %s failed verification (%zu problem%s)\n", m->id,
@@ -201,7 +214,7 @@ static int cmd_verify(const bk_args *a)
 	hm_backup_meta *v = NULL;
 	size_t n = 0;
 	int worst = HM_EXIT_OK;
-	if (hm_repo_open(&repo, a->repo, 0, 1, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_EXCLUSIVE, &err) != 0)
 		return fail(&err);
 	json_object *out = a->json ? json_object_new_array() : NULL;
 	if (a->all) {
@@ -221,8 +234,18 @@ static int cmd_verify(const bk_args *a)
 	}
 	for (size_t i = 0; i < n; i++) {
 		int rc;
-		if (!strcmp(v[i].kind, "unknown")) {
-			fprintf(stderr, "hive-migrate: backup %s: %s\n", v[i].id, v[i].verify_error);
+		if (v[i].broken) { /* reported, never rewritten: there is no readable backup.json */
+			fprintf(stderr, "hive-migrate: backup %s: broken: %s\n", v[i].id, v[i].verify_error);
+			if (out) {
+				json_object *o = json_object_new_object();
+				json_object_object_add(o, "id", json_object_new_string(v[i].id));
+				json_object_object_add(o, "ok", json_object_new_boolean(0));
+				json_object_object_add(o, "broken", json_object_new_boolean(1));
+				json_object *errs = json_object_new_array();
+				json_object_array_add(errs, json_object_new_string(v[i].verify_error));
+				json_object_object_add(o, "errors", errs);
+				json_object_array_add(out, o);
+			}
 			rc = HM_EXIT_VERIFY_FAILED;
 		} else {
 			rc = verify_one(a, &repo, &v[i], out);
@@ -240,6 +263,15 @@ static int cmd_verify(const bk_args *a)
 	return worst;
 }
 
+/* Test hook (HIVE_RESTORE_FAULT=after-lock): stop right after taking the lock, so that a
+ * test can see what a concurrent prune does; SIGCONT resumes. */
+static void restore_fault_point(void)
+{
+	const char *f = getenv("HIVE_RESTORE_FAULT");
+	if (f && !strcmp(f, "after-lock"))
+		raise(SIGSTOP);
+}
+
 /* backups restore ID --to DIR */
 static int cmd_restore(const bk_args *a)
 {
@@ -247,15 +279,24 @@ static int cmd_restore(const bk_args *a)
 	hm_backup_meta m;
 	hm_error err = {0};
 	char aside[4200] = "";
-	if (hm_repo_open(&repo, a->repo, 0, 0, &err) != 0 || hm_repo_find(&repo, a->id, &m, &err) != 0)
+	/* shared with other restores, exclusive with prune: the backup cannot be deleted
+	 * while it is read */
+	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_RESTORE, &err) != 0)
 		return fail(&err);
+	restore_fault_point();
+	if (hm_repo_find(&repo, a->id, &m, &err) != 0) {
+		hm_repo_close(&repo);
+		return fail(&err);
+	}
 	hm_restore_opts o = {.to = a->to,
 			     .replace = a->replace,
 			     .set_owner = a->set_owner,
 			     .uid = a->uid,
 			     .gid = a->gid,
 			     .quiet = a->quiet};
-	if (hm_restore(&repo, &m, &o, aside, sizeof aside, &err) != 0)
+	int rc = hm_restore(&repo, &m, &o, aside, sizeof aside, &err);
+	hm_repo_close(&repo);
+	if (rc != 0)
 		return fail(&err);
 	if (!a->quiet)
 		printf("restored backup %s into %s%s%s\n", m.id, a->to,
@@ -278,27 +319,40 @@ static int cmd_prune(const bk_args *a)
 				"--keep-daily 7)\n");
 		return HM_EXIT_USAGE;
 	}
-	if (hm_repo_open(&repo, a->repo, 0, 1, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_PRUNE, &err) != 0)
 		return fail(&err);
 	if (hm_repo_list(&repo, &v, &n, &err) != 0) {
 		hm_repo_close(&repo);
 		return fail(&err);
 	}
+	/* broken entries take no part: what cannot be parsed as a backup is never deleted */
 	hm_retention_item *items = calloc(n ? n : 1, sizeof *items);
-	if (!items) {
+	size_t *idx = calloc(n ? n : 1, sizeof *idx), ni = 0;
+	if (!items || !idx) {
+		free(items);
+		free(idx);
 		free(v);
 		hm_repo_close(&repo);
 		return HM_EXIT_INTERNAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		items[i].time = v[i].start_time;
-		items[i].valid = v[i].verified != 0 && strcmp(v[i].kind, "unknown") != 0;
+		if (v[i].broken)
+			continue;
+		items[ni].time = v[i].start_time;
+		items[ni].valid = v[i].verified != 0;
+		idx[ni++] = i;
 	}
-	hm_retention_apply(&a->policy, items, n);
+	hm_retention_apply(&a->policy, items, ni);
 	json_object *out = a->json ? json_object_new_array() : NULL;
-	for (size_t i = 0; i < n; i++) {
-		int removed = 0;
-		if (!items[i].keep && !a->dry_run) {
+	for (size_t i = 0, k = 0; i < n; i++) {
+		hm_retention_item *it = k < ni && idx[k] == i ? &items[k++] : NULL;
+		int removed = 0, keep = !it || it->keep;
+		const char *reason = it ? it->reason : "not a readable backup: left alone";
+		if (!it)
+			fprintf(stderr,
+				"hive-migrate: skipping %s: %s (remove it by hand if it is not needed)\n",
+				v[i].id, v[i].verify_error);
+		if (!keep && !a->dry_run) {
 			if (hm_repo_remove(&repo, v[i].id, &err) != 0) {
 				hm_error_print(&err, stderr);
 				rc = err.code;
@@ -309,14 +363,16 @@ static int cmd_prune(const bk_args *a)
 		if (out) {
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "id", json_object_new_string(v[i].id));
-			json_object_object_add(o, "keep", json_object_new_boolean(items[i].keep));
-			json_object_object_add(o, "reason", json_object_new_string(items[i].reason));
+			json_object_object_add(o, "keep", json_object_new_boolean(keep));
+			json_object_object_add(o, "reason", json_object_new_string(reason));
 			json_object_object_add(o, "removed", json_object_new_boolean(removed));
+			if (!it)
+				json_object_object_add(o, "broken", json_object_new_boolean(1));
 			json_object_array_add(out, o);
 		} else if (!a->quiet) {
 			printf("%s %s%s%s%s\n",
-			       items[i].keep ? "keep  " : (a->dry_run ? "would remove" : "remove"), v[i].id,
-			       items[i].keep ? " (" : "", items[i].reason, items[i].keep ? ")" : "");
+			       keep ? (it ? "keep  " : "skip  ") : (a->dry_run ? "would remove" : "remove"),
+			       v[i].id, keep ? " (" : "", keep ? reason : "", keep ? ")" : "");
 		}
 	}
 	if (out) {
@@ -325,6 +381,7 @@ static int cmd_prune(const bk_args *a)
 		json_object_put(out);
 	}
 	free(items);
+	free(idx);
 	free(v);
 	hm_repo_close(&repo);
 	return rc;

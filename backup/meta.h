@@ -39,6 +39,7 @@ typedef struct hm_backup_meta {
 	hm_backup_member members[HM_META_MAX_MEMBERS];
 	int nmembers;
 	/* Repository copy only: */
+	int broken;   /* listed, but its backup.json cannot be read (reason in verify_error) */
 	int verified; /* -1 never verified, 0 failed, 1 intact */
 	time_t verified_time;
 	char verify_error[512];

@@ -4,6 +4,7 @@
 #include "pgmanifest.h"
 
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,9 @@ static int parse_file(json_object *e, hm_pgm_file *f, const char *what, hm_error
 	f->size = (uint64_t)json_object_get_int64(v);
 	f->alg = HM_PGM_NONE;
 	if (json_object_object_get_ex(e, "Checksum-Algorithm", &v)) {
+		if (!json_object_is_type(v, json_type_string))
+			return hm_error_set(err, HM_EXIT_CORRUPT,
+					    "%s: \"%s\" has no valid Checksum-Algorithm", what, f->path);
 		const char *a = json_object_get_string(v);
 		f->alg = !strcmp(a, "CRC32C")	? HM_PGM_CRC32C
 			 : !strcmp(a, "SHA256") ? HM_PGM_SHA256
@@ -131,13 +135,40 @@ static int parse_file(json_object *e, hm_pgm_file *f, const char *what, hm_error
 	return 0;
 }
 
+/* Parse one WAL-Ranges entry into rg. */
+static int parse_range(json_object *e, hm_pgm_range *rg, const char *what, hm_error *err)
+{
+	json_object *t, *s, *x;
+	if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "Timeline", &t) ||
+	    !json_object_is_type(t, json_type_int) || json_object_get_int64(t) < 1 ||
+	    json_object_get_int64(t) > 0xFFFFFFFFll || !json_object_object_get_ex(e, "Start-LSN", &s) ||
+	    !json_object_is_type(s, json_type_string) || !json_object_object_get_ex(e, "End-LSN", &x) ||
+	    !json_object_is_type(x, json_type_string) ||
+	    hm_lsn_parse(json_object_get_string(s), &rg->start) != 0 ||
+	    hm_lsn_parse(json_object_get_string(x), &rg->end) != 0)
+		return hm_error_set(err, HM_EXIT_CORRUPT, "%s: malformed WAL-Ranges entry", what);
+	if (rg->end < rg->start)
+		return hm_error_set(err, HM_EXIT_CORRUPT, "%s: a WAL-Ranges entry ends before it starts",
+				    what);
+	rg->tli = (uint32_t)json_object_get_int64(t);
+	return 0;
+}
+
 int hm_pgm_parse(const char *buf, size_t len, const char *what, hm_pgm *out, hm_error *err)
+{
+	memset(out, 0, sizeof *out);
+	if (hm_pgm_check_checksum(buf, len, what, err) != 0)
+		return -1;
+	return hm_pgm_parse_body(buf, len, what, out, err);
+}
+
+int hm_pgm_parse_body(const char *buf, size_t len, const char *what, hm_pgm *out, hm_error *err)
 {
 	json_object *o = NULL, *v;
 	int rc = -1;
 	memset(out, 0, sizeof *out);
-	if (hm_pgm_check_checksum(buf, len, what, err) != 0)
-		return -1;
+	if (len > INT32_MAX)
+		return hm_error_set(err, HM_EXIT_CORRUPT, "%s: too large", what);
 	json_tokener *tok = json_tokener_new_ex(64);
 	if (!tok)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
@@ -154,9 +185,14 @@ int hm_pgm_parse(const char *buf, size_t len, const char *what, hm_pgm *out, hm_
 		goto cleanup;
 	}
 	out->version = json_object_get_int(v);
-	if (json_object_object_get_ex(o, "System-Identifier", &v))
+	if (json_object_object_get_ex(o, "System-Identifier", &v)) {
+		if (!json_object_is_type(v, json_type_int)) {
+			hm_error_set(err, HM_EXIT_CORRUPT, "%s: System-Identifier is not a number", what);
+			goto cleanup;
+		}
 		snprintf(out->system_identifier, sizeof out->system_identifier, "%llu",
 			 (unsigned long long)json_object_get_uint64(v));
+	}
 	json_object *files;
 	if (!json_object_object_get_ex(o, "Files", &files) || !json_object_is_type(files, json_type_array)) {
 		hm_error_set(err, HM_EXIT_CORRUPT, "%s: no Files list", what);
@@ -193,18 +229,17 @@ int hm_pgm_parse(const char *buf, size_t len, const char *what, hm_pgm *out, hm_
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 		goto cleanup;
 	}
+	if (n == 0) {
+		hm_error_set(
+			err, HM_EXIT_CORRUPT,
+			"%s: WAL-Ranges is empty (a base backup always needs the WAL from its start to its "
+			"end)",
+			what);
+		goto cleanup;
+	}
 	for (size_t i = 0; i < n; i++) {
-		json_object *e = json_object_array_get_idx(ranges, i), *t, *s, *x;
-		if (!json_object_is_type(e, json_type_object) ||
-		    !json_object_object_get_ex(e, "Timeline", &t) ||
-		    !json_object_object_get_ex(e, "Start-LSN", &s) ||
-		    !json_object_object_get_ex(e, "End-LSN", &x) ||
-		    hm_lsn_parse(json_object_get_string(s), &out->ranges[i].start) != 0 ||
-		    hm_lsn_parse(json_object_get_string(x), &out->ranges[i].end) != 0) {
-			hm_error_set(err, HM_EXIT_CORRUPT, "%s: malformed WAL-Ranges entry", what);
+		if (parse_range(json_object_array_get_idx(ranges, i), &out->ranges[i], what, err) != 0)
 			goto cleanup;
-		}
-		out->ranges[i].tli = (uint32_t)json_object_get_int64(t);
 		out->nranges++;
 	}
 	rc = 0;

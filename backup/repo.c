@@ -1,6 +1,8 @@
 /* Repository layout and bookkeeping. The rename of a finished backup directory out of .tmp
  * is the only commit point: a run killed at any moment leaves either a complete backup or
- * litter under .tmp that the next locked run removes. */
+ * litter under .tmp that the next locked run removes. Every access goes through the
+ * repository's directory fd (and O_NOFOLLOW below it): the repository is private to its
+ * user, but what is already inside it may have been planted or copied from elsewhere. */
 #include "repo.h"
 
 #include <dirent.h>
@@ -16,66 +18,98 @@
 
 #include "../common/fsutil.h"
 
-/* Delete everything under REPO/.tmp (caller holds the lock, so nothing there is live). */
-static int clear_tmp(const hm_repo *r, hm_error *err)
+/* Open (creating it when missing) REPO/.tmp, check it and empty it: the caller holds
+ * .lock, so nothing there is live. */
+static int open_tmp(hm_repo *r, hm_error *err)
 {
-	char tmp[4200], p[4500];
-	if (hm_path_join(tmp, sizeof tmp, r->path, ".tmp", err) != 0)
+	char disp[4200];
+	struct stat st;
+	snprintf(disp, sizeof disp, "%s/.tmp", r->path);
+	if (mkdirat(r->fd, ".tmp", 0700) != 0 && errno != EEXIST)
+		return hm_error_errno(err, errno, "create directory", disp);
+	if ((r->tmpfd = hm_open_dir_at(r->fd, ".tmp", disp, err)) < 0)
 		return -1;
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return hm_error_errno(err, errno, "create directory", tmp);
-	DIR *d = opendir(tmp);
-	if (!d)
-		return hm_error_errno(err, errno, "open directory", tmp);
-	struct dirent *e;
-	int rc = 0;
-	while ((e = readdir(d)) != NULL) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
-		if (hm_rmtree(p, err) != 0) {
-			rc = -1;
-			break;
-		}
-	}
-	closedir(d);
-	return rc;
+	if (fstat(r->tmpfd, &st) != 0)
+		return hm_error_errno(err, errno, "stat", disp);
+	if (hm_check_private_dir(&st, "the repository's work area", disp, err) != 0)
+		return -1;
+	return hm_empty_dir_fd(r->tmpfd, disp, err);
 }
 
-int hm_repo_open(hm_repo *r, const char *path, int create, int lock, hm_error *err)
+/* Take one of the repository's lock files. */
+static int take(hm_repo *r, hm_lock *l, const char *name, int shared, const char *busy, const char *hint,
+		hm_error *err)
+{
+	char disp[4200];
+	snprintf(disp, sizeof disp, "%s/%s", r->path, name);
+	if (hm_lock_acquire_at(l, r->fd, name, disp, shared, err) == 0)
+		return 0;
+	if (err->code == HM_EXIT_LOCKED && busy) {
+		hm_error_set(err, HM_EXIT_LOCKED, "%s \"%s\" (lock %s)", busy, r->path, disp);
+		hm_error_hint(err, "%s", hint);
+	}
+	return -1;
+}
+
+int hm_repo_open(hm_repo *r, const char *path, int create, hm_repo_lock lock, hm_error *err)
 {
 	struct stat st;
-	char lp[4200];
 	memset(r, 0, sizeof *r);
-	r->lock.fd = -1;
+	r->fd = r->tmpfd = r->lock.fd = r->restore_lock.fd = -1;
 	if (snprintf(r->path, sizeof r->path, "%s", path) >= (int)sizeof r->path)
 		return hm_error_set(err, HM_EXIT_INPUT, "repository path too long: \"%s\"", path);
-	if (stat(path, &st) != 0) {
-		if (errno != ENOENT || !create) {
-			hm_error_errno(err, errno, "open repository", path);
-			return hm_error_hint(err, "run \"hive-migrate backup --repo %s\" to create it", path);
-		}
-		if (hm_mkdir_p(path, 0700, err) != 0 || chmod(path, 0700) != 0)
-			return err->code ? -1 : hm_error_errno(err, errno, "chmod", path);
-		if (hm_fsync_parent(path, err) != 0)
+	/* REPO itself is the path the user gave (it may be a symlink to a disk elsewhere) */
+	r->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->fd < 0 && errno == ENOENT && create) {
+		if (hm_mkdir_p(path, 0700, err) != 0 || hm_fsync_parent(path, err) != 0)
 			return -1;
-	} else if (!S_ISDIR(st.st_mode)) {
-		return hm_error_set(err, HM_EXIT_INPUT, "repository \"%s\" is not a directory", path);
+		r->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	if (!lock)
-		return 0;
-	if (hm_path_join(lp, sizeof lp, path, ".lock", err) != 0 || hm_lock_acquire(&r->lock, lp, err) != 0)
-		return -1;
-	if (clear_tmp(r, err) != 0) {
+	if (r->fd < 0) {
+		if (errno == ENOTDIR)
+			return hm_error_set(err, HM_EXIT_INPUT, "repository \"%s\" is not a directory", path);
+		hm_error_errno(err, errno, "open repository", path);
+		return hm_error_hint(err, "run \"hive-migrate backup --repo %s\" to create it", path);
+	}
+	if (fstat(r->fd, &st) != 0) {
+		hm_error_errno(err, errno, "stat", path);
 		hm_repo_close(r);
 		return -1;
 	}
-	return 0;
+	if (hm_check_private_dir(&st, "repository", path, err) != 0) {
+		hm_repo_close(r);
+		return -1;
+	}
+	int rc = 0;
+	if (lock == HM_REPO_EXCLUSIVE || lock == HM_REPO_PRUNE)
+		rc = take(r, &r->lock, ".lock", 0, NULL, NULL, err);
+	if (rc == 0 && lock == HM_REPO_PRUNE)
+		rc = take(r, &r->restore_lock, ".restore-lock", 0, "a restore is reading from repository",
+			  "wait for it to finish: prune never deletes a backup that is being restored", err);
+	if (rc == 0 && lock == HM_REPO_RESTORE)
+		rc = take(r, &r->restore_lock, ".restore-lock", 1, "prune is deleting backups in repository",
+			  "wait for it to finish, then restore", err);
+	if (rc == 0 && (lock == HM_REPO_EXCLUSIVE || lock == HM_REPO_PRUNE))
+		rc = open_tmp(r, err);
+	if (rc != 0)
+		hm_repo_close(r);
+	return rc;
 }
 
 void hm_repo_close(hm_repo *r)
 {
+	hm_lock_release(&r->restore_lock);
 	hm_lock_release(&r->lock);
+	if (r->tmpfd >= 0)
+		close(r->tmpfd);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = r->tmpfd = -1;
+}
+
+int hm_repo_tmpfd(const hm_repo *r)
+{
+	return r->tmpfd;
 }
 
 int hm_repo_file(const hm_repo *r, const char *id, const char *name, char *out, size_t outsz, hm_error *err)
@@ -86,36 +120,108 @@ int hm_repo_file(const hm_repo *r, const char *id, const char *name, char *out, 
 	return 0;
 }
 
+/* The directory of backup id, opened without following. The fd, or -1. */
+static int open_backup_dir(const hm_repo *r, const char *id, hm_error *err)
+{
+	char disp[4200];
+	snprintf(disp, sizeof disp, "%s/%s", r->path, id);
+	if (!id[0] || id[0] == '.' || strchr(id, '/'))
+		return hm_error_set(err, HM_EXIT_INPUT, "\"%s\" is not a backup id", id);
+	return hm_open_dir_at(r->fd, id, disp, err);
+}
+
+int hm_repo_open_file(const hm_repo *r, const char *id, const char *name, int flags, hm_error *err)
+{
+	char disp[4600];
+	hm_repo_file(r, id, name, disp, sizeof disp, err);
+	int dfd = open_backup_dir(r, id, err);
+	if (dfd < 0)
+		return -1;
+	int fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int e = errno;
+	close(dfd);
+	if (fd < 0) {
+		if (e == ELOOP)
+			return hm_error_set(err, HM_EXIT_PERMISSION,
+					    "\"%s\" is a symlink, which is never followed", disp);
+		return hm_error_errno(err, e, "open", disp);
+	}
+	return fd;
+}
+
 /* Order metadata by id (ids start with the UTC time, so this is chronological). */
 static int cmp_meta(const void *a, const void *b)
 {
 	return strcmp(((const hm_backup_meta *)a)->id, ((const hm_backup_meta *)b)->id);
 }
 
+/* Read backup.json of the directory name into m. 1: a backup (m filled; broken when it
+ * cannot be read or decoded); 0: not a backup (no such directory or no backup.json). */
+static int read_entry(const hm_repo *r, const char *name, hm_backup_meta *m)
+{
+	char disp[4600], *text = NULL;
+	hm_error e = {0};
+	struct stat st;
+	int dfd = openat(r->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return 0; /* a file, or a symlink: not a backup, never followed */
+	snprintf(disp, sizeof disp, "%s/%s/%s", r->path, name, HM_REPO_META);
+	int fd = openat(dfd, HM_REPO_META, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int oe = errno;
+	close(dfd);
+	if (fd < 0 && oe == ENOENT)
+		return 0;
+	if (fd < 0 && oe == ELOOP)
+		hm_error_set(&e, HM_EXIT_CORRUPT, "%s is a symlink, which is never followed", disp);
+	else if (fd < 0)
+		hm_error_errno(&e, oe, "open", disp);
+	else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		hm_error_set(&e, HM_EXIT_CORRUPT, "%s is not a regular file", disp);
+	else if (hm_read_fd(fd, disp, HM_REPO_META_MAX, &text, NULL, &e) == 0 &&
+		 hm_meta_decode(text, disp, m, &e) == 0) {
+		if (strcmp(m->id, name) == 0) {
+			free(text);
+			close(fd);
+			return 1;
+		}
+		hm_error_set(&e, HM_EXIT_CORRUPT, "%s names another backup (\"%.60s\")", disp, m->id);
+	}
+	free(text);
+	if (fd >= 0)
+		close(fd);
+	/* shown as broken, so it is never silently lost, pruned or taken for "latest" */
+	hm_meta_init(m);
+	snprintf(m->id, sizeof m->id, "%.63s", name);
+	snprintf(m->kind, sizeof m->kind, "unknown");
+	m->verified = 0;
+	m->broken = 1;
+	snprintf(m->verify_error, sizeof m->verify_error, "%s", e.message);
+	return 1;
+}
+
 int hm_repo_list(const hm_repo *r, hm_backup_meta **out, size_t *n, hm_error *err)
 {
-	DIR *d = opendir(r->path);
+	int dfd = dup(r->fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	hm_backup_meta *v = NULL;
 	size_t cnt = 0, cap = 0;
-	char p[4500];
 	*out = NULL;
 	*n = 0;
-	if (!d)
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
 		return hm_error_errno(err, errno, "open repository", r->path);
+	}
+	/* rewinding matters: the fd is shared by every fdopendir on it */
+	rewinddir(d);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(p, sizeof p, "%s/%s/%s", r->path, e->d_name, HM_REPO_META);
-		char *text = NULL;
-		hm_error ignored;
-		if (hm_read_file(p, 1 << 20, &text, NULL, &ignored) != 0)
-			continue; /* not a backup directory */
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
 			hm_backup_meta *nv = realloc(v, cap * sizeof *v);
 			if (!nv) {
-				free(text);
 				free(v);
 				closedir(d);
 				return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory listing \"%s\"",
@@ -123,19 +229,8 @@ int hm_repo_list(const hm_repo *r, hm_backup_meta **out, size_t *n, hm_error *er
 			}
 			v = nv;
 		}
-		/* an unreadable metadata file: shown as a failed backup so it is not silently lost */
-		if (hm_meta_decode(text, p, &v[cnt], &ignored) != 0) {
-			hm_meta_init(&v[cnt]);
-			snprintf(v[cnt].id, sizeof v[cnt].id, "%.60s", e->d_name);
-			snprintf(v[cnt].kind, sizeof v[cnt].kind, "unknown");
-			v[cnt].verified = 0;
-			snprintf(v[cnt].verify_error, sizeof v[cnt].verify_error, "%s", ignored.message);
-		} else if (strcmp(v[cnt].id, e->d_name) != 0) {
-			free(text);
-			continue; /* a copied or renamed directory: not ours */
-		}
-		free(text);
-		cnt++;
+		if (read_entry(r, e->d_name, &v[cnt]))
+			cnt++;
 	}
 	closedir(d);
 	if (cnt)
@@ -149,15 +244,21 @@ int hm_repo_find(const hm_repo *r, const char *id, hm_backup_meta *out, hm_error
 {
 	hm_backup_meta *v;
 	size_t n, hit = (size_t)-1, hits = 0;
+	int latest = !strcmp(id, "latest");
 	if (hm_repo_list(r, &v, &n, err) != 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (!strcmp(id, "latest") || !strcmp(v[i].id, id)) {
+		if (latest) {
+			if (!v[i].broken) {
+				hit = i;
+				hits = 1;
+			}
+		} else if (!strcmp(v[i].id, id)) {
 			hit = i;
 			hits = 1;
-			if (strcmp(id, "latest") != 0)
-				break;
-		} else if (!strncmp(v[i].id, id, strlen(id)) || !strncmp(v[i].uuid, id, strlen(id))) {
+			break;
+		} else if (!strncmp(v[i].id, id, strlen(id)) ||
+			   (!v[i].broken && v[i].uuid[0] && !strncmp(v[i].uuid, id, strlen(id)))) {
 			hit = i;
 			hits++;
 		}
@@ -166,7 +267,8 @@ int hm_repo_find(const hm_repo *r, const char *id, hm_backup_meta *out, hm_error
 		*out = v[hit];
 	free(v);
 	if (hits == 0) {
-		hm_error_set(err, HM_EXIT_NOT_FOUND, "no backup \"%s\" in repository \"%s\"", id, r->path);
+		hm_error_set(err, HM_EXIT_NOT_FOUND, "no %sbackup \"%s\" in repository \"%s\"",
+			     latest ? "readable " : "", id, r->path);
 		return hm_error_hint(err, "list them with: hive-migrate backups list --repo %s", r->path);
 	}
 	if (hits > 1)
@@ -180,12 +282,23 @@ int hm_repo_save_meta(const hm_repo *r, const hm_backup_meta *m, hm_error *err)
 	char p[4500];
 	if (hm_repo_file(r, m->id, HM_REPO_META, p, sizeof p, err) != 0)
 		return -1;
+	int dfd = open_backup_dir(r, m->id, err);
+	if (dfd < 0)
+		return -1;
 	char *text = hm_meta_encode(m, 1);
-	if (!text)
-		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
-	int rc = hm_write_file_atomic(p, text, strlen(text), 0600, err);
+	int rc = text ? hm_write_file_atomic_at(dfd, HM_REPO_META, p, text, strlen(text), 0600, err)
+		      : hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 	free(text);
+	close(dfd);
 	return rc;
+}
+
+/* REPO/.tmp must be open (the caller holds .lock). */
+static int need_tmp(const hm_repo *r, hm_error *err)
+{
+	return r->tmpfd >= 0
+		       ? 0
+		       : hm_error_set(err, HM_EXIT_INTERNAL, "repository \"%s\" is not locked", r->path);
 }
 
 int hm_repo_partial(const hm_repo *r, const char *id, char *out, size_t outsz, hm_error *err)
@@ -193,7 +306,9 @@ int hm_repo_partial(const hm_repo *r, const char *id, char *out, size_t outsz, h
 	int n = snprintf(out, outsz, "%s/.tmp/%s", r->path, id);
 	if (n < 0 || (size_t)n >= outsz)
 		return hm_error_set(err, HM_EXIT_INPUT, "path too long in repository \"%s\"", r->path);
-	if (mkdir(out, 0700) != 0)
+	if (need_tmp(r, err) != 0)
+		return -1;
+	if (mkdirat(r->tmpfd, id, 0700) != 0)
 		return hm_error_errno(err, errno, "create directory", out);
 	return 0;
 }
@@ -202,28 +317,36 @@ int hm_repo_commit(const hm_repo *r, const char *partial, const char *id, hm_err
 {
 	char dst[4500];
 	snprintf(dst, sizeof dst, "%s/%s", r->path, id);
-	if (hm_fsync_dir(partial, err) != 0)
+	if (need_tmp(r, err) != 0)
 		return -1;
-	if (rename(partial, dst) != 0)
+	int pfd = hm_open_dir_at(r->tmpfd, id, partial, err);
+	if (pfd < 0)
+		return -1;
+	int rc = fsync(pfd);
+	close(pfd);
+	if (rc != 0)
+		return hm_error_errno(err, errno, "fsync directory", partial);
+	if (renameat(r->tmpfd, id, r->fd, id) != 0)
 		return hm_error_errno(err, errno, "rename into place", dst);
-	return hm_fsync_dir(r->path, err);
+	if (fsync(r->fd) != 0)
+		return hm_error_errno(err, errno, "fsync directory", r->path);
+	return 0;
 }
 
 int hm_repo_remove(const hm_repo *r, const char *id, hm_error *err)
 {
-	char src[4500], tmp[4500], dst[4600];
+	char src[4500], dst[200], disp[4600];
 	snprintf(src, sizeof src, "%s/%s", r->path, id);
-	snprintf(tmp, sizeof tmp, "%s/.tmp", r->path);
-	snprintf(dst, sizeof dst, "%s/removing-%s", tmp, id);
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return hm_error_errno(err, errno, "create directory", tmp);
-	if (hm_rmtree(dst, err) != 0)
+	if (snprintf(dst, sizeof dst, "removing-%s", id) >= (int)sizeof dst)
+		return hm_error_set(err, HM_EXIT_INPUT, "backup id too long: \"%s\"", id);
+	snprintf(disp, sizeof disp, "%s/.tmp/%s", r->path, dst);
+	if (need_tmp(r, err) != 0 || hm_rmtree_at(r->tmpfd, dst, disp, err) != 0)
 		return -1;
-	if (rename(src, dst) != 0)
+	if (renameat(r->fd, id, r->tmpfd, dst) != 0)
 		return hm_error_errno(err, errno, "move aside for removal", src);
-	if (hm_fsync_dir(r->path, err) != 0)
-		return -1;
-	return hm_rmtree(dst, err);
+	if (fsync(r->fd) != 0)
+		return hm_error_errno(err, errno, "fsync directory", r->path);
+	return hm_rmtree_at(r->tmpfd, dst, disp, err);
 }
 
 void hm_repo_new_id(time_t t, char id[64], char uuid[40])

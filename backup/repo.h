@@ -1,13 +1,20 @@
 /* The backup repository on disk:
- *   REPO/                  0700
- *   REPO/.lock             run lock (common/lock.h): backup, verify and prune hold it
- *   REPO/.tmp/             work area: partial backups and backups being deleted; emptied by
- *                          the next run that holds the lock, never listed
- *   REPO/<id>/             0700, one per complete backup, renamed into place from .tmp as
- *                          the very last step (the commit point)
- *   REPO/<id>/backup.tar   online: the archive (0600); offline: data.tar.zst
- *   REPO/<id>/backup.json  metadata + verification status (0600, rewritten atomically)
- * A backup directory without a readable backup.json is not a backup (never listed). */
+ *   REPO/                   0700, owned by the user running hive-migrate (else refused)
+ *   REPO/.lock              run lock (common/lock.h): backup, verify and prune hold it
+ *   REPO/.restore-lock      restores hold it shared, prune exclusive: prune never deletes a
+ *                           backup a restore is reading, and restores never wait for backups
+ *   REPO/.tmp/              work area: partial backups and backups being deleted; emptied by
+ *                           the next run that holds .lock, never listed
+ *   REPO/<id>/              0700, one per complete backup, renamed into place from .tmp as
+ *                           the very last step (the commit point)
+ *   REPO/<id>/backup.tar    online: the archive (0600); offline: data.tar.zst
+ *   REPO/<id>/backup.json   metadata + verification status (0600, rewritten atomically)
+ * Everything below REPO is reached through REPO's directory fd with O_NOFOLLOW: a symlink
+ * in place of .tmp, .lock, a backup directory or one of its files is never followed. A
+ * directory with a backup.json that cannot be read (too large, not JSON, another id) is
+ * listed as broken, never pruned, never "latest"; one without backup.json is not a backup.
+ * This file is the one place that opens anything under a repository, so that another
+ * storage (object storage) can later sit behind the same functions. */
 #ifndef HM_REPO_H
 #define HM_REPO_H
 
@@ -18,41 +25,60 @@
 #include "meta.h"
 
 #define HM_REPO_META "backup.json"
+#define HM_REPO_META_MAX (1u << 20) /* a larger backup.json is reported as broken */
+
+typedef enum hm_repo_lock {
+	HM_REPO_NO_LOCK = 0,   /* list, show, status: read only */
+	HM_REPO_EXCLUSIVE = 1, /* backup, verify: .lock; .tmp is cleared */
+	HM_REPO_PRUNE = 2,     /* prune: .lock and .restore-lock exclusive; .tmp is cleared */
+	HM_REPO_RESTORE = 3,   /* restore: .restore-lock shared */
+} hm_repo_lock;
 
 typedef struct hm_repo {
 	char path[4096];
-	hm_lock lock; /* fd -1 when not held */
+	int fd;	   /* REPO, -1 when closed */
+	int tmpfd; /* REPO/.tmp (with .lock held), else -1 */
+	hm_lock lock;
+	hm_lock restore_lock;
 } hm_repo;
 
-/* Open a repository. create: make it (0700) if missing. lock: take REPO/.lock (exit code
- * HM_EXIT_LOCKED when another run holds it) and, holding it, clear stale partials. 0 or -1. */
-int hm_repo_open(hm_repo *r, const char *path, int create, int lock, hm_error *err);
+/* Open a repository: it must be a directory owned by the running user and not writable
+ * by group or others (HM_EXIT_PERMISSION otherwise). create: make it (0700) if missing.
+ * lock: see hm_repo_lock (HM_EXIT_LOCKED when another run holds what is needed). 0 or -1. */
+int hm_repo_open(hm_repo *r, const char *path, int create, hm_repo_lock lock, hm_error *err);
 
-/* Release the lock (if held). */
+/* Release the locks and close. */
 void hm_repo_close(hm_repo *r);
 
-/* Every complete backup, oldest first (*out malloc'd). 0 or -1. */
+/* Every backup (broken ones included, marked broken), oldest first (*out malloc'd). 0 or -1. */
 int hm_repo_list(const hm_repo *r, hm_backup_meta **out, size_t *n, hm_error *err);
 
-/* The backup named id ("latest" = newest; a unique prefix is accepted). HM_EXIT_NOT_FOUND
- * when missing. 0 or -1. */
+/* The backup named id ("latest" = the newest that is not broken; a unique prefix is
+ * accepted). HM_EXIT_NOT_FOUND when missing. 0 or -1. */
 int hm_repo_find(const hm_repo *r, const char *id, hm_backup_meta *out, hm_error *err);
 
-/* Path of a file inside a backup's directory. 0 or -1. */
+/* Path of a file inside a backup's directory (for messages and containers). 0 or -1. */
 int hm_repo_file(const hm_repo *r, const char *id, const char *name, char *out, size_t outsz, hm_error *err);
+
+/* Open a file of a backup (flags as open(2); O_NOFOLLOW is added). The fd, or -1. */
+int hm_repo_open_file(const hm_repo *r, const char *id, const char *name, int flags, hm_error *err);
 
 /* Rewrite a backup's metadata (with status) atomically. 0 or -1. */
 int hm_repo_save_meta(const hm_repo *r, const hm_backup_meta *m, hm_error *err);
 
-/* A fresh partial directory REPO/.tmp/<id> (0700) for a new backup; path into out. */
+/* A fresh partial directory REPO/.tmp/<id> (0700) for a new backup; path into out. Needs
+ * .lock. 0 or -1. */
 int hm_repo_partial(const hm_repo *r, const char *id, char *out, size_t outsz, hm_error *err);
 
-/* Commit a partial directory: fsync it, rename to REPO/<id>, fsync REPO. 0 or -1. */
+/* Commit the partial directory of id: fsync it, rename to REPO/<id>, fsync REPO. 0 or -1. */
 int hm_repo_commit(const hm_repo *r, const char *partial, const char *id, hm_error *err);
 
 /* Remove a backup: rename it into .tmp (atomic: it disappears from list at once), then
- * delete the files. 0 or -1. */
+ * delete the files. Needs .lock. 0 or -1. */
 int hm_repo_remove(const hm_repo *r, const char *id, hm_error *err);
+
+/* REPO/.tmp as a directory fd (with .lock held; -1 otherwise). */
+int hm_repo_tmpfd(const hm_repo *r);
 
 /* A new backup id for time t ("20261127T001500.123Z-1a2b3c4d": UTC, milliseconds, the
  * uuid's first 8 hex digits; sorts by start) and the full uuid. */

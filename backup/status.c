@@ -90,13 +90,19 @@ int hm_cmd_status(int argc, char **argv)
 	hm_repo repo;
 	hm_backup_meta *v = NULL;
 	size_t n = 0;
-	if (hm_repo_open(&repo, repo_path, 0, 0, &err) != 0 || hm_repo_list(&repo, &v, &n, &err) != 0) {
+	if (hm_repo_open(&repo, repo_path, 0, HM_REPO_NO_LOCK, &err) != 0) {
+		hm_error_print(&err, stderr);
+		return err.code;
+	}
+	int lr = hm_repo_list(&repo, &v, &n, &err);
+	hm_repo_close(&repo);
+	if (lr != 0) {
 		hm_error_print(&err, stderr);
 		return err.code;
 	}
 	const hm_backup_meta *newest = NULL;
 	for (size_t i = n; i-- > 0;)
-		if (v[i].verified != 0 && strcmp(v[i].kind, "unknown") != 0) {
+		if (v[i].verified != 0 && !v[i].broken) {
 			newest = &v[i];
 			break;
 		}

@@ -10,8 +10,9 @@
  *   hive-migrate/manifest.json   written last: {"format":"hive-migrate-archive/1",
  *                                "metadata":{...caller's object...},
  *                                "metadata_sha256":"..", "files":[...]} (see manifest.h)
- * Every data entry (dir, regular file, symlink) keeps path (any length: pax), mode, uid, gid,
- * mtime; regular files carry a SHA-256 computed while streaming them (each file is read once).
+ * Every data entry (dir, regular file, symlink) keeps path (any length: pax; any bytes, not
+ * only UTF-8: hdrcharset=BINARY), mode (without set-id bits), uid, gid, mtime; regular
+ * files carry a SHA-256 computed while streaming them (each file is read once).
  * The archive is written to "<path>.partial" (0600), fsync'd, renamed into place and the
  * directory fsync'd; on any failure the partial file is removed and nothing is left behind.
  *
@@ -23,6 +24,8 @@
 #define HM_ARCHIVE_DIR_H
 
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "progress.h"
@@ -51,25 +54,47 @@ typedef struct hm_archive_stats {
 int hm_archive_dir_create(const char *srcdir, const char *archive_path, const hm_archive_opts *opts,
 			  hm_archive_stats *stats, hm_error *err);
 
-/* Read the whole archive: decompress every member, recompute every digest, and compare
- * entry by entry with the manifest (missing, extra, size, digest, type, mode, owner, mtime,
- * symlink target, metadata digest). progress and stats may be NULL. 0, or -1 with
- * HM_EXIT_VERIFY_FAILED naming the first bad file (HM_EXIT_INPUT if it cannot be opened). */
+/* Read the whole archive: decompress every member, recompute every digest, apply the
+ * archive rule (tree_rule.h: no hard links, devices, set-id bits, paths outside, members
+ * below symlinks...) and compare entry by entry with the manifest (missing, extra, size,
+ * digest, type, mode, owner, mtime, symlink target, metadata digest). The manifest and
+ * metadata members are capped in size relative to the archive's size. progress and stats
+ * may be NULL. 0, or -1 with HM_EXIT_VERIFY_FAILED naming the first bad file
+ * (HM_EXIT_INPUT if it cannot be opened). */
 int hm_archive_verify(const char *archive_path, hm_progress *progress, hm_archive_stats *stats,
 		      hm_error *err);
+
+/* The same on an open archive (read from its start; not closed); path names it. */
+int hm_archive_verify_fd(int fd, const char *path, hm_progress *progress, hm_archive_stats *stats,
+			 hm_error *err);
 
 /* Only the metadata member (cheap: stops after the first member). *json is malloc'd text.
  * 0 or -1. */
 int hm_archive_read_metadata(const char *archive_path, char **json, hm_error *err);
 
-/* Extract into destdir, which must NOT exist (its parent must): created with the archived
- * mode/owner/mtime of the top directory. Runs hm_archive_verify first (a bad archive is
- * refused before anything is written), then extracts: owners, modes, mtimes and symlinks
- * are restored exactly (run as root for owners); every entry is checked against the
- * manifest again while writing, and every file and directory is fsync'd before returning.
- * Paths with ".." or a leading "/", or below a symlink, are refused. On failure destdir is
- * removed again (it held nothing else). 0 or -1. */
+/* Owner override for extraction (backups restore --owner). */
+typedef struct hm_extract_opts {
+	int set_owner;
+	uid_t uid;
+	gid_t gid;
+} hm_extract_opts;
+
+/* Extract into destdir, which must NOT exist (its parent must). Verifies the whole archive
+ * first (a bad archive is refused before anything is written), then creates destdir (0700
+ * until the end, then the archived mode/owner/mtime of the top directory) with
+ * common/tree_writer: everything by *at() calls under directory fds, never through a
+ * symlink, so a less privileged user who can write destdir's parent cannot redirect it.
+ * Every entry is checked against the manifest again while writing; owners are restored
+ * exactly when running as root; the file system is synced before returning. On failure
+ * everything created is removed again. 0 or -1. */
 int hm_archive_extract(const char *archive_path, const char *destdir, hm_progress *progress,
 		       hm_archive_stats *stats, hm_error *err);
+
+/* The same from an open archive into name inside the directory open as parentfd (destdir:
+ * its path, for messages); o may be NULL. *created (when not NULL) gets the new
+ * directory's stat, whose dev/ino identify it before the caller renames it. 0 or -1. */
+int hm_archive_extract_at(int fd, const char *archive_path, int parentfd, const char *name,
+			  const char *destdir, const hm_extract_opts *o, hm_progress *progress,
+			  hm_archive_stats *stats, struct stat *created, hm_error *err);
 
 #endif

@@ -50,18 +50,16 @@ void hm_sha256_free(hm_sha256 *ctx)
 	free(ctx);
 }
 
-int hm_sha256_file(const char *path, char hex[HM_SHA256_HEX_LEN + 1], hm_error *err)
+int hm_sha256_fd(int fd, const char *path, char hex[HM_SHA256_HEX_LEN + 1], hm_error *err)
 {
 	static const size_t bufsz = 1 << 17;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return hm_error_errno(err, errno, "open", path);
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		return hm_error_errno(err, errno, "rewind", path);
 	unsigned char *buf = malloc(bufsz);
 	hm_sha256 *ctx = hm_sha256_new();
 	if (!buf || !ctx) {
 		free(buf);
 		hm_sha256_free(ctx);
-		close(fd);
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory hashing \"%s\"", path);
 	}
 	for (;;) {
@@ -72,7 +70,6 @@ int hm_sha256_file(const char *path, char hex[HM_SHA256_HEX_LEN + 1], hm_error *
 			int e = errno;
 			free(buf);
 			hm_sha256_free(ctx);
-			close(fd);
 			return hm_error_errno(err, e, "read", path);
 		}
 		if (n == 0)
@@ -80,7 +77,16 @@ int hm_sha256_file(const char *path, char hex[HM_SHA256_HEX_LEN + 1], hm_error *
 		hm_sha256_update(ctx, buf, (size_t)n);
 	}
 	free(buf);
-	close(fd);
 	hm_sha256_final_hex(ctx, hex);
 	return 0;
+}
+
+int hm_sha256_file(const char *path, char hex[HM_SHA256_HEX_LEN + 1], hm_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hm_error_errno(err, errno, "open", path);
+	int rc = hm_sha256_fd(fd, path, hex, err);
+	close(fd);
+	return rc;
 }

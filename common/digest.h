@@ -21,4 +21,7 @@ void hm_sha256_free(hm_sha256 *ctx);
 /* SHA-256 of a whole file, read in blocks. 0 or -1 with err set. */
 int hm_sha256_file(const char *path, char hex[HM_SHA256_HEX_LEN + 1], hm_error *err);
 
+/* The same for an open file (read from its start; not closed); path names it. */
+int hm_sha256_fd(int fd, const char *path, char hex[HM_SHA256_HEX_LEN + 1], hm_error *err);
+
 #endif

@@ -100,6 +100,98 @@ int hm_manifest_set_metadata(hm_manifest *m, const char *json, hm_error *err)
 	return 0;
 }
 
+/* Is s valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)? JSON
+ * text must be; names that are not go into "path_hex" / "target_hex" instead. */
+static int utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p, n, cp;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1, cp = c & 0x1F;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, cp = c & 0x0F;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, cp = c & 0x07;
+		else
+			return 0;
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+/* Add a byte string as key (valid UTF-8) or as key_hex (lower-case hex of its bytes). */
+static int put_name(json_object *o, const char *key, const char *v)
+{
+	if (utf8_valid(v))
+		return json_object_object_add(o, key, json_object_new_string(v));
+	size_t n = strlen(v);
+	char *hex = malloc(2 * n + 1), k[32];
+	if (!hex)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", (unsigned char)v[i]);
+	snprintf(k, sizeof k, "%s_hex", key);
+	int rc = json_object_object_add(o, k, json_object_new_string(hex));
+	free(hex);
+	return rc;
+}
+
+/* The byte string of key or key_hex (exactly one of them) into a malloc'd *out. 0, or -1
+ * when missing, both, or malformed hex. */
+static int get_name(json_object *o, const char *key, char **out)
+{
+	json_object *v, *h;
+	char k[32];
+	snprintf(k, sizeof k, "%s_hex", key);
+	int has_v = json_object_object_get_ex(o, key, &v), has_h = json_object_object_get_ex(o, k, &h);
+	*out = NULL;
+	if (has_v == has_h)
+		return -1;
+	if (has_v) {
+		if (!json_object_is_type(v, json_type_string))
+			return -1;
+		*out = strdup(json_object_get_string(v));
+		return *out ? 0 : -1;
+	}
+	if (!json_object_is_type(h, json_type_string))
+		return -1;
+	const char *x = json_object_get_string(h);
+	size_t n = strlen(x);
+	if (n % 2 || !(*out = malloc(n / 2 + 1)))
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned hi, lo;
+		char a = x[2 * i], b = x[2 * i + 1];
+		hi = a >= '0' && a <= '9'   ? (unsigned)(a - '0')
+		     : a >= 'a' && a <= 'f' ? (unsigned)(a - 'a' + 10)
+					    : 16;
+		lo = b >= '0' && b <= '9'   ? (unsigned)(b - '0')
+		     : b >= 'a' && b <= 'f' ? (unsigned)(b - 'a' + 10)
+					    : 16;
+		if (hi > 15 || lo > 15 || (hi == 0 && lo == 0)) {
+			free(*out);
+			*out = NULL;
+			return -1;
+		}
+		(*out)[i] = (char)(hi << 4 | lo);
+	}
+	(*out)[n / 2] = '\0';
+	return 0;
+}
+
 /* Add an int64 field. */
 static void put_int(json_object *o, const char *k, int64_t v)
 {
@@ -126,7 +218,8 @@ int hm_manifest_encode(const hm_manifest *m, char **out, size_t *len, hm_error *
 		json_object *f = json_object_new_object();
 		if (!f)
 			goto oom;
-		json_object_object_add(f, "path", json_object_new_string(e->path));
+		if (put_name(f, "path", e->path) != 0)
+			goto oom;
 		json_object_object_add(f, "type", json_object_new_string(hm_manifest_type_name(e->type)));
 		put_int(f, "size", (int64_t)e->size);
 		put_int(f, "mode", e->mode);
@@ -135,9 +228,8 @@ int hm_manifest_encode(const hm_manifest *m, char **out, size_t *len, hm_error *
 		put_int(f, "mtime", e->mtime);
 		if (e->type == HM_ENTRY_FILE)
 			json_object_object_add(f, "sha256", json_object_new_string(e->sha256));
-		if (e->type == HM_ENTRY_SYMLINK)
-			json_object_object_add(f, "target",
-					       json_object_new_string(e->target ? e->target : ""));
+		if (e->type == HM_ENTRY_SYMLINK && put_name(f, "target", e->target ? e->target : "") != 0)
+			goto oom;
 		json_object_array_add(files, f);
 	}
 	json_object_object_add(root, "files", files);
@@ -214,19 +306,23 @@ int hm_manifest_decode(const char *json, size_t len, const char *what, hm_manife
 	}
 	for (i = 0; i < json_object_array_length(files); i++) {
 		json_object *f = json_object_array_get_idx(files, i);
-		json_object *p = field(f, "path", json_type_string), *t = field(f, "type", json_type_string);
+		json_object *t = field(f, "type", json_type_string);
 		json_object *sz = field(f, "size", json_type_int), *mo = field(f, "mode", json_type_int);
 		json_object *u = field(f, "uid", json_type_int), *g = field(f, "gid", json_type_int);
 		json_object *mt = field(f, "mtime", json_type_int);
 		hm_manifest_entry e = {0};
-		if (!p || !t || !sz || !mo || !u || !g || !mt ||
-		    !(e.type = type_from_name(json_object_get_string(t))))
+		char *path = NULL, *target = NULL;
+		if (!t || !sz || !mo || !u || !g || !mt ||
+		    !(e.type = type_from_name(json_object_get_string(t))) || get_name(f, "path", &path) != 0)
 			goto bad_entry;
-		e.path = (char *)json_object_get_string(p);
+		e.path = path;
 		if (!e.path[0] || json_object_get_int64(sz) < 0 || json_object_get_int64(mo) < 0 ||
 		    json_object_get_int64(mo) > 07777 || json_object_get_int64(u) < 0 ||
-		    json_object_get_int64(g) < 0)
+		    json_object_get_int64(u) >= 0xFFFFFFFFll || json_object_get_int64(g) < 0 ||
+		    json_object_get_int64(g) >= 0xFFFFFFFFll) {
+			free(path);
 			goto bad_entry;
+		}
 		e.size = (uint64_t)json_object_get_int64(sz);
 		e.mode = (uint32_t)json_object_get_int64(mo);
 		e.uid = (uint32_t)json_object_get_int64(u);
@@ -234,17 +330,23 @@ int hm_manifest_decode(const char *json, size_t len, const char *what, hm_manife
 		e.mtime = json_object_get_int64(mt);
 		if (e.type == HM_ENTRY_FILE) {
 			json_object *d = field(f, "sha256", json_type_string);
-			if (!d || !is_hex64(json_object_get_string(d)))
+			if (!d || !is_hex64(json_object_get_string(d))) {
+				free(path);
 				goto bad_entry;
+			}
 			snprintf(e.sha256, sizeof e.sha256, "%s", json_object_get_string(d));
 		}
 		if (e.type == HM_ENTRY_SYMLINK) {
-			json_object *d = field(f, "target", json_type_string);
-			if (!d)
+			if (get_name(f, "target", &target) != 0) {
+				free(path);
 				goto bad_entry;
-			e.target = (char *)json_object_get_string(d);
+			}
+			e.target = target;
 		}
-		if (hm_manifest_add(m, &e, err) != 0)
+		int ar = hm_manifest_add(m, &e, err);
+		free(path);
+		free(target);
+		if (ar != 0)
 			goto cleanup;
 	}
 	if (hm_manifest_sort(m, err) != 0) {

@@ -4,7 +4,9 @@
  *    "files":[{"path":"pgdata/PG_VERSION","type":"file","size":3,"mode":384,"uid":999,
  *              "gid":999,"mtime":1700000000,"sha256":"hex"},
  *             {"path":"pgdata","type":"dir",...}, {"path":"x","type":"symlink","target":"y",...}]}
- * "path" is relative to the archived directory; "." is the directory itself. */
+ * "path" is relative to the archived directory; "." is the directory itself. Names are
+ * bytes: a path or target that is not valid UTF-8 is written as "path_hex" / "target_hex"
+ * (lower-case hex of its bytes) instead, so the manifest stays valid JSON. */
 #ifndef HM_MANIFEST_H
 #define HM_MANIFEST_H
 

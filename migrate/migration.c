@@ -55,10 +55,9 @@ void hm_mig_record_stack(hm_mig *m)
 int hm_mig_lock(hm_mig *m, hm_error *err)
 {
 	char path[PATH_MAX];
-	if (hm_mkdir_p(m->state_dir, 0700, err) != 0)
+	/* journal, lock and secrets live here: private to this user, never a symlink */
+	if (hm_private_dir(m->state_dir, "state directory", err) != 0)
 		return -1;
-	if (chmod(m->state_dir, 0700) != 0)
-		return hm_error_errno(err, errno, "chmod", m->state_dir);
 	if (hm_path_join(path, sizeof path, m->state_dir, "lock", err) != 0)
 		return -1;
 	return hm_lock_acquire(&m->lock, path, err);
@@ -322,11 +321,9 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 				}
 			}
 			hm_fault_point("rollback:mid:swap");
-			if (rename(j->restore_dir, j->data_dir) != 0) {
-				hm_error_errno(err, errno, "move the restored directory into place",
-					       j->data_dir);
+			/* checked: never a symlink swapped in by whoever can write the parent */
+			if (hm_rename_dir_checked(j->restore_dir, j->data_dir, err) != 0)
 				goto fail;
-			}
 			if (hm_fsync_parent(j->data_dir, err) != 0)
 				goto fail;
 		} else if (!exists(j->data_dir)) {

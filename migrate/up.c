@@ -889,12 +889,11 @@ int hm_cmd_up(int argc, char **argv)
 	}
 	if (o.backup_password_file) {
 		hm_error err = {0};
-		size_t len = 0;
-		if (hm_read_file(o.backup_password_file, 4096, &o.backup_password, &len, &err) != 0) {
+		/* refused unless 0600 or stricter, as backup --password-file is */
+		if (hm_read_secret_file(o.backup_password_file, 4096, &o.backup_password, &err) != 0) {
 			hm_error_print(&err, stderr);
 			return err.code;
 		}
-		o.backup_password[strcspn(o.backup_password, "\r\n")] = '\0';
 		if (!o.backup_password[0]) {
 			fprintf(stderr, "hive-migrate: error: up: \"%s\" holds no password\n",
 				o.backup_password_file);

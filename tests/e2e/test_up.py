@@ -55,6 +55,7 @@ def test_up_migrates_every_row(split_running, tmp_path):
     s = split_running
     pwfile = tmp_path / "backup-password"
     pwfile.write_text("Backup-pw-hu-42\n")
+    os.chmod(pwfile, 0o600)  # up refuses a password file others can read
     res = up(s, "--backup-password-file", pwfile)
     assert res.returncode == 0, describe(res)
     out = summary(res)

@@ -156,6 +156,52 @@ static void manifest_parse(void **state)
 	free(text);
 }
 
+/* Issue #8, finding 6 and 7: ill-typed fields (a null Checksum-Algorithm crashed the
+ * parser), empty or malformed WAL-Ranges are refused with a message, never a crash. */
+static void manifest_hostile_fields(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *files, *ranges, *expect;
+	} cases[] = {
+		{"{ \"Path\": \"a\", \"Size\": 1, \"Checksum-Algorithm\": null, \"Checksum\": \"00\" }", NULL,
+		 "Checksum-Algorithm"},
+		{"{ \"Path\": \"a\", \"Size\": 1, \"Checksum-Algorithm\": 7, \"Checksum\": \"00\" }", NULL,
+		 "Checksum-Algorithm"},
+		{"{ \"Path\": \"a\", \"Size\": 1, \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": null }",
+		 NULL, "Checksum"},
+		{"{ \"Path\": null, \"Size\": 1 }", NULL, "Path"},
+		{"{ \"Path\": \"a\", \"Size\": \"1\" }", NULL, "Size"},
+		{"", "", "WAL-Ranges is empty"},
+		{"", "{ \"Timeline\": \"1\", \"Start-LSN\": \"0/1\", \"End-LSN\": \"0/2\" }", "WAL-Ranges"},
+		{"", "{ \"Timeline\": 0, \"Start-LSN\": \"0/1\", \"End-LSN\": \"0/2\" }", "WAL-Ranges"},
+		{"", "{ \"Timeline\": 1, \"Start-LSN\": null, \"End-LSN\": \"0/2\" }", "WAL-Ranges"},
+		{"", "{ \"Timeline\": 1, \"Start-LSN\": \"0/9\", \"End-LSN\": \"0/2\" }", "ends before"},
+		{"", "{ \"Timeline\": 4294967296, \"Start-LSN\": \"0/1\", \"End-LSN\": \"0/2\" }",
+		 "WAL-Ranges"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char body[2048];
+		snprintf(body, sizeof body,
+			 "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": "
+			 "[\n%s\n],\n\"WAL-Ranges\": [\n%s\n],\n",
+			 cases[i].files,
+			 cases[i].ranges
+				 ? cases[i].ranges
+				 : "{ \"Timeline\": 1, \"Start-LSN\": \"0/1\", \"End-LSN\": \"0/2\" }");
+		char *text = make_manifest(body);
+		hm_pgm m;
+		hm_error err = {0};
+		assert_int_equal(hm_pgm_parse(text, strlen(text), "backup_manifest", &m, &err), -1);
+		print_message("case %zu: %s\n", i, err.message);
+		assert_int_equal(err.code, HM_EXIT_CORRUPT);
+		assert_non_null(strstr(err.message, cases[i].expect));
+		/* the body parser (the fuzz target's entry) says the same */
+		assert_int_equal(hm_pgm_parse_body(text, strlen(text), "backup_manifest", &m, &err), -1);
+		free(text);
+	}
+}
+
 /* Any changed byte before the checksum line, or a changed checksum, is detected. */
 static void manifest_checksum(void **state)
 {
@@ -284,10 +330,10 @@ static void wal_and_lsn(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(meta_roundtrip), cmocka_unit_test(meta_rejects),
-		cmocka_unit_test(manifest_parse), cmocka_unit_test(manifest_checksum),
-		cmocka_unit_test(crc32c),	  cmocka_unit_test(tarout_roundtrip),
-		cmocka_unit_test(wal_and_lsn),
+		cmocka_unit_test(meta_roundtrip),	   cmocka_unit_test(meta_rejects),
+		cmocka_unit_test(manifest_parse),	   cmocka_unit_test(manifest_checksum),
+		cmocka_unit_test(manifest_hostile_fields), cmocka_unit_test(crc32c),
+		cmocka_unit_test(tarout_roundtrip),	   cmocka_unit_test(wal_and_lsn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,7 +70,7 @@ engine:
 	tests/engine-setup.sh
 
 # The real S3 server of the test bed (single-node Ceph + radosgw in the container ho-ceph,
-# data cached under /var/cache/hive-migrate-objstore): started or reused, seconds when warm.
+# data under /var/cache/hive-migrate-objstore): reused while it runs, a fresh cluster on each start.
 objstore: engine
 	tests/objstore/ceph-setup.sh start >/dev/null
 objstore-stop:

@@ -4,8 +4,10 @@ Everything here talks to real components: the hive-migrate binary, podman throug
 docker CLI and compose v2, real PostgreSQL and pgvector in containers. Helpers that a test
 file needs for itself live in that file or in a module of its own under tests/e2e/.
 
-Host ports: each test file uses its own range below 32768 (hd- 21xxx, hf- 22xxx, hc- 23xxx,
-hu- 24xxx, hb- 25xxx, hx- 26xxx), outside Linux's ephemeral range (32768-60999), so that an outgoing
+Host ports: each test file uses its own range below 32768 (hr- 19xxx rollback keeping writes,
+hl- 20xxx libpq, hd- 21xxx, hf- 22xxx, hc- 23xxx, hu- 24xxx, hb- 25xxx, hx- 26xxx, hh- 27xxx
+hostile input, hs- 28xxx upstream stacks, ho- 29xxx object storage, hj- 30xxx majors, hn- 31xxx
+engine), outside Linux's ephemeral range (32768-60999), so that an outgoing
 connection that happens to hold the same local port can never make a publish fail.
 """
 import os

@@ -2,7 +2,7 @@
 the storage tool (build/tests/hm-storage-tool, `make tools`) that drives backup/storage against it.
 
 Fixtures (import them into a test module: `from s3_helpers import objstore, bucket`):
-  objstore  session: the server, started or reused (seconds when warm), its endpoint and keys
+  objstore  session: the server, reused while it runs (a fresh cluster on each start), its endpoint and keys
   bucket    a fresh bucket "ho-<random>" for one test, emptied and removed afterwards
 Host port: 29080 (the ho- range 29000-29999); container ho-ceph.
 """

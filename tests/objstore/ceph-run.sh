@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Entry point of the test bed's Ceph container: bootstraps a one-monitor, one-OSD cluster into
-# /var/lib/ho-ceph on its first start (fresh fsid, monmap, mon mkfs, OSD mkfs on a sparse
-# BlueStore file), or restarts the daemons on the data that is there; then runs radosgw on
-# 0.0.0.0:7480. The container ends when any daemon ends (the host script starts it again);
+# Entry point of the test bed's Ceph container: bootstraps a new one-monitor, one-OSD cluster
+# into /var/lib/ho-ceph on every start (fresh fsid, monmap, mon mkfs, OSD mkfs on a sparse
+# BlueStore file; about 20 s), then runs radosgw on 0.0.0.0:7480. The cluster is never reused:
+# a cluster kept from an earlier run can come back full (OSD_FULL after interrupted runs left
+# objects behind) or half-written (a machine stopped mid-write), and then radosgw never answers.
+# Tests make their own buckets and the set-up script makes the test user, so nothing is lost. The container ends when any daemon ends (the host script starts it again);
 # SIGTERM stops radosgw, the OSD and the monitor in that order.
 # Configuration choices and their reasons: shared notes, object-storage.md.
 set -euo pipefail
@@ -72,7 +74,7 @@ debug ms = 0/0
 [osd]
 osd objectstore = bluestore
 bluestore block create = true
-bluestore block size = 8G
+bluestore block size = 16G
 bluestore block path = $D/osd-block-\$id
 osd memory target = 1G
 [client.rgw]
@@ -80,7 +82,7 @@ rgw frontends = beast endpoint=0.0.0.0:7480
 rgw thread pool size = 64
 rgw dns name = localhost
 # Deleted objects give their space back within minutes, not after the default 2 hours: every
-# test run writes and deletes a few hundred MB on an 8 GB OSD.
+# test run writes and deletes a few hundred MB on a 16 GB (sparse) OSD.
 rgw gc obj min wait = 60
 rgw gc processor period = 60
 CONF
@@ -95,26 +97,19 @@ start_mon() {
 
 osd_up() { ceph osd stat 2>/dev/null | grep -q ' 1 up'; }
 
-if [ ! -f "$D/bootstrapped" ]; then
-  log "bootstrapping a new cluster in $D"
-  rm -rf "$D/mon" "$D/osd" "$D"/osd-block-* "$D/monmap" "$D/osd-id"
-  mkdir -p "$D/mon" "$D/osd"
-  fsid=$(cat /proc/sys/kernel/random/uuid)
-  write_conf "$fsid"
-  monmaptool --create --fsid "$fsid" --addv a '[v2:127.0.0.1:3300]' "$D/monmap" >/dev/null
-  ceph-mon --mkfs -i a --monmap "$D/monmap"
-  start_mon
-  uuid=$(cat /proc/sys/kernel/random/uuid)
-  id=$(ceph osd new "$uuid")
-  mkdir -p "$D/osd/ceph-$id"
-  ceph-osd -i "$id" --mkfs --osd-uuid "$uuid" >/dev/null 2>&1
-  echo "$id" > "$D/osd-id"
-else
-  log "restarting the cluster in $D"
-  # The configuration is this script's: rewrite it (same fsid) so a change here applies.
-  write_conf "$(awk -F' = ' '$1=="fsid"{print $2}' "$CEPH_CONF")"
-  start_mon
-fi
+log "bootstrapping a new cluster in $D"
+rm -rf "$D/mon" "$D/osd" "$D"/osd-block-* "$D/monmap" "$D/osd-id" "$D/bootstrapped" "$D/log"/*
+mkdir -p "$D/mon" "$D/osd"
+fsid=$(cat /proc/sys/kernel/random/uuid)
+write_conf "$fsid"
+monmaptool --create --fsid "$fsid" --addv a '[v2:127.0.0.1:3300]' "$D/monmap" >/dev/null
+ceph-mon --mkfs -i a --monmap "$D/monmap"
+start_mon
+uuid=$(cat /proc/sys/kernel/random/uuid)
+id=$(ceph osd new "$uuid")
+mkdir -p "$D/osd/ceph-$id"
+ceph-osd -i "$id" --mkfs --osd-uuid "$uuid" >/dev/null 2>&1
+echo "$id" > "$D/osd-id"
 id=$(cat "$D/osd-id")
 ceph-osd -i "$id" -f &
 pids+=($!)
@@ -122,7 +117,6 @@ wait_for "the OSD" 120 osd_up
 radosgw -n client.rgw -f &
 pids+=($!)
 wait_for "radosgw" 180 curl -fsS -o /dev/null http://127.0.0.1:7480/
-touch "$D/bootstrapped"
 log "ready: radosgw on 0.0.0.0:7480"
 # End with the first daemon that ends (the host script restarts the container).
 set +e

@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # The test bed's real S3 server: a single-node Ceph + radosgw container (ho-ceph), started
-# idempotently and reused between runs. Its data lives under a cache directory on the host, so
-# a later run (or a new container after an image change) finds the cluster there and answers in
-# seconds; only the very first start bootstraps (about a minute and a half with the image build).
+# idempotently. A running container that answers is reused; a start (of a new or a stopped
+# container) bootstraps a fresh cluster (about 20 s; the image is built once, about a minute),
+# so no state from an earlier or interrupted run can leave it full or unable to answer. A
+# running cluster whose OSD is full or near full is replaced the same way.
 #
 # Usage: tests/objstore/ceph-setup.sh [start|stop|status|purge]     (default: start)
 #   start   build the image if its inputs changed, start or reuse the container, wait for
 #           `GET /` to answer 200, make sure the test user exists; prints on stdout:
 #             endpoint=http://127.0.0.1:PORT
 #             credentials=FILE      (AWS credentials format, mode 0600; never printed)
-#   stop    stop the container (data kept; `start` brings it back in seconds)
+#   stop    stop the container (the next `start` makes a fresh cluster)
 #   status  say whether it runs and answers
 #   purge   stop, remove the container and delete the cluster's data
 # Environment: HO_CEPH_CACHE (default /var/cache/hive-migrate-objstore), HO_CEPH_PORT (29080),
 #   HO_CEPH_NAME (container, ho-ceph), HO_CEPH_IMAGE (localhost/ho-ceph:reef),
-#   HO_CEPH_TIMEOUT (seconds to wait for radosgw, 300).
+#   HO_CEPH_TIMEOUT (seconds to wait for radosgw on each of two tries, 180).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${HO_CEPH_CACHE:-/var/cache/hive-migrate-objstore}
 PORT=${HO_CEPH_PORT:-29080}
 NAME=${HO_CEPH_NAME:-ho-ceph}
 IMAGE=${HO_CEPH_IMAGE:-localhost/ho-ceph:reef}
-TIMEOUT=${HO_CEPH_TIMEOUT:-300}
+TIMEOUT=${HO_CEPH_TIMEOUT:-180}
 LABEL=org.hive.context-hash
 USER_ID=hm-test
 ENDPOINT=http://127.0.0.1:$PORT
@@ -106,24 +107,44 @@ if [ "$s" != missing ]; then
     s=missing
   fi
 fi
+# A running cluster whose OSD filled up (objects left behind by killed runs) answers GET / but
+# refuses writes: replace it rather than fail later in the middle of a test.
+if [ "$s" = running ] && podman exec "$NAME" ceph health 2>/dev/null | grep -Eiq 'full osd|OSD_(NEAR)?FULL'; then
+  log "replacing $NAME (its OSD is full: $(podman exec "$NAME" ceph health 2>/dev/null | head -c 200))"
+  podman rm -f -t 30 "$NAME" >/dev/null
+  s=missing
+fi
 t0=$SECONDS
-case $s in
-  running) ;;
-  missing)
-    log "starting $NAME on $ENDPOINT"
-    podman run -d --name "$NAME" --pull=never --stop-timeout 30 "${seccomp[@]}" \
-      -p "127.0.0.1:$PORT:7480" -v "$CACHE/data:/var/lib/ho-ceph" "$IMAGE" >/dev/null 9>&- ;;
-  *)
-    log "starting $NAME again ($s)"
-    podman start "$NAME" >/dev/null 9>&- ;;
-esac
-deadline=$((SECONDS + TIMEOUT))
-until answers; do
-  if [ "$(state)" != running ] || [ $SECONDS -ge $deadline ]; then
-    podman logs --tail 30 "$NAME" >&2 || true
-    die "radosgw on $ENDPOINT did not answer GET / with 200 within ${TIMEOUT}s ($(state))"
+# launch STATE: run a new container or start the stopped one (each start bootstraps afresh).
+launch() {
+  case $1 in
+    running) ;;
+    missing)
+      log "starting $NAME on $ENDPOINT"
+      podman run -d --name "$NAME" --pull=never --stop-timeout 30 "${seccomp[@]}" \
+        -p "127.0.0.1:$PORT:7480" -v "$CACHE/data:/var/lib/ho-ceph" "$IMAGE" >/dev/null 9>&- ;;
+    *)
+      log "starting $NAME again ($1)"
+      podman start "$NAME" >/dev/null 9>&- ;;
+  esac
+}
+launch "$s"
+# Two tries: a first start that does not answer in time (a daemon that hung on this machine)
+# gets one more, on a new container and a new cluster, before the set-up fails.
+for try in 1 2; do
+  deadline=$((SECONDS + TIMEOUT))
+  until answers; do
+    if [ "$(state)" != running ] || [ $SECONDS -ge $deadline ]; then break; fi
+    sleep 0.3
+  done
+  answers && break
+  podman logs --tail 30 "$NAME" >&2 || true
+  if [ "$try" = 2 ]; then
+    die "radosgw on $ENDPOINT did not answer GET / with 200 within ${TIMEOUT}s, twice ($(state)); HINT: see 'podman logs $NAME'"
   fi
-  sleep 0.3
+  log "radosgw on $ENDPOINT did not answer within ${TIMEOUT}s ($(state)): trying once more on a new cluster"
+  podman rm -f -t 30 "$NAME" >/dev/null 2>&1 || true
+  launch missing
 done
 [ $((SECONDS - t0)) -gt 1 ] && log "radosgw answers after $((SECONDS - t0)) s"
 

@@ -534,7 +534,12 @@ static void read_command(svc_info *db, hm_stack *out)
  * the engine: hm_stack_set_volume_path). */
 static int read_mount(svc_info *db, json_object *root, hm_stack *out, hm_error *err)
 {
-	const char *rel = db->pgdata + strlen(db->mount_tgt);
+	/* The mount matched PGDATA on its target without trailing slashes (a target "/d//"
+	 * covers PGDATA "/d"): skip the same length, never past PGDATA's end. */
+	size_t tl = strlen(db->mount_tgt);
+	while (tl > 1 && db->mount_tgt[tl - 1] == '/')
+		tl--;
+	const char *rel = db->pgdata + (tl < strlen(db->pgdata) ? tl : strlen(db->pgdata));
 	while (*rel == '/')
 		rel++;
 	if (copy(out->pgdata_rel, sizeof out->pgdata_rel, rel) ||

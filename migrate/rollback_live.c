@@ -273,6 +273,9 @@ int hm_rb_live(hm_mig *m, const hm_rb_live_opts *o, hm_rb_live_result *res, hm_e
 			res->downtime = hm_progress_now() - t_stop;
 		if (step_done(m, HM_LIVE_VERIFIED, "rollback:live:after-verify", err) != 0)
 			goto fail;
+	} else {
+		/* verified by the interrupted run (the split stack may take writes since) */
+		res->fingerprint_compared = j->unified_fingerprint_file[0] != '\0';
 	}
 	j->live_step = HM_LIVE_DONE;
 	j->rb_step = HM_RB_DONE;

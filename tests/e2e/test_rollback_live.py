@@ -262,7 +262,7 @@ def test_live_rollback_new_table_index_role_and_settings(migrated):
     assert out["fingerprint_match"] is True
     with s.connect() as conn:
         idx = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'hr_%'")}
-        assert idx == {"hr_new_v", "hr_kb_name"}
+        assert idx == {"hr_new_v", "hr_new_pkey", "hr_kb_name"}
         assert conn.execute("SELECT count(*) FROM public.hr_new").fetchone()[0] == 500
         if is_super:
             assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'hr_reader'").fetchone()[0] == 1

@@ -198,6 +198,11 @@ def test_live_rollback_keeps_every_write(migrated):
     ids = write_rows(s, "t1")
     live = full_fingerprint(s)
     assert live != s.pre
+    # the plan of a dry run changes nothing
+    dry = rollback(s, "--dry-run")
+    assert dry.returncode == 0, describe(dry)
+    assert "live rollback: every write made on" in dry.stdout and "safety snapshot" in dry.stdout
+    assert container_state(UNIFIED) == "running" and journal(s)["status"] == "done"
     res = rollback(s)
     out = assert_live_back(s, live, res)
     assert out["fingerprint_match"] is True and out["recovered"] is False
@@ -305,6 +310,31 @@ def test_to_snapshot_reports_and_needs_yes(migrated):
     wait_until(s.api_healthy, 60, what="split API healthy")
     assert full_fingerprint(s) == s.pre
     assert out["displaced_dir"] and os.path.isdir(out["displaced_dir"])
+
+
+def test_cross_major_needs_discard_new_writes(migrated):
+    """A journal of a migration across majors (as the cross-major up records it): the live
+    rollback is refused with what would be lost; --discard-new-writes restores the snapshot."""
+    s = migrated
+    write_rows(s, "t5")
+    live = full_fingerprint(s)
+    jp = s.path / ".hive-migrate" / "journal-agent.json"
+    j = json.loads(jp.read_text())
+    j["cross_major"] = 1
+    jp.write_text(json.dumps(j))
+    res = rollback(s)
+    assert res.returncode == 39, describe(res)
+    assert "across PostgreSQL majors" in res.stderr and "--discard-new-writes" in res.stderr
+    assert "agno.knowledge_base" in res.stderr          # what would be lost
+    assert container_state(UNIFIED) == "running" and full_fingerprint(s) == live
+    assert journal(s)["status"] == "done"
+    res = rollback(s, "--discard-new-writes", yes=False)
+    assert res.returncode == EXIT_NEEDS_CONFIRMATION, describe(res)
+    res = rollback(s, "--discard-new-writes")
+    assert res.returncode == 0, describe(res)
+    assert summary(res)["mode"] == "snapshot"
+    wait_until(s.api_healthy, 60, what="split API healthy")
+    assert full_fingerprint(s) == s.pre
 
 
 def test_killed_unified_container_is_recovered(migrated):

@@ -357,6 +357,19 @@ def test_killed_unified_container_is_recovered(migrated):
     assert_owners_as_before(s, s.pre_owners)
 
 
+def test_killed_to_snapshot_after_safety_completes(migrated):
+    s = migrated
+    res = rollback(s, "--to-snapshot", fault="rollback:snapshot:after-safety")
+    assert res.returncode == -9, describe(res)
+    j = journal(s)
+    assert j["status"] == "rolling-back" and j["rollback_mode"] == "snapshot" and j["safety_done"] == 1
+    again = rollback(s)          # the journal knows it is a snapshot rollback
+    assert again.returncode == 0, describe(again)
+    assert summary(again)["mode"] == "snapshot"
+    wait_until(s.api_healthy, 60, what="split API healthy")
+    assert full_fingerprint(s) == s.pre
+
+
 LIVE_FAULTS = ["rollback:live:after-fingerprint", "rollback:live:after-unified-down",
                "rollback:during:safety-verify", "rollback:live:after-safety-snapshot",
                "rollback:live:after-owners", "rollback:live:after-settings",

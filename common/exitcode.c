@@ -27,6 +27,12 @@ const hm_exit_info hm_exit_catalogue[] = {
 	{HM_EXIT_ROLLBACK_FAILED, "rollback-failed",
 	 "rollback failed: manual action needed (docs/migration.md)"},
 	{HM_EXIT_PREFLIGHT, "preflight", "refused by the preflight; nothing was changed"},
+	{HM_EXIT_NEEDS_CONFIRMATION, "needs-confirmation",
+	 "the rollback would discard writes and was not confirmed (no terminal, no --yes); nothing was "
+	 "changed"},
+	{HM_EXIT_WRITES_WOULD_BE_LOST, "writes-would-be-lost",
+	 "a live rollback is impossible (cross-major migration) and --discard-new-writes was not given; "
+	 "nothing was changed"},
 	{HM_EXIT_VERIFY_FAILED, "verify-failed", "a backup or archive failed verification"},
 	{HM_EXIT_NOT_FOUND, "not-found", "no such backup, archive or journal"},
 	{HM_EXIT_STALE, "stale", "status: the newest valid backup is older than the threshold"},

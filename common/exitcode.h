@@ -19,14 +19,17 @@ typedef enum hm_exit {
 	HM_EXIT_NO_SPACE = 23,	 /* not enough free disk */
 	HM_EXIT_IO = 24,	 /* any other read/write failure */
 
-	HM_EXIT_ENGINE = 30,	      /* container engine or compose failed */
-	HM_EXIT_HEALTH_TIMEOUT = 31,  /* a stack did not become healthy in time */
-	HM_EXIT_DATABASE = 32,	      /* cannot connect to or query PostgreSQL */
-	HM_EXIT_LOCKED = 33,	      /* another run holds the lock */
-	HM_EXIT_INTERRUPTED = 34,     /* an interrupted run exists: resume or roll back */
-	HM_EXIT_ROLLED_BACK = 35,     /* migration failed and was rolled back: split stack healthy */
-	HM_EXIT_ROLLBACK_FAILED = 36, /* rollback failed: manual action needed (docs/migration.md) */
-	HM_EXIT_PREFLIGHT = 37,	      /* refused by preflight: incompatible, nothing changed */
+	HM_EXIT_ENGINE = 30,		 /* container engine or compose failed */
+	HM_EXIT_HEALTH_TIMEOUT = 31,	 /* a stack did not become healthy in time */
+	HM_EXIT_DATABASE = 32,		 /* cannot connect to or query PostgreSQL */
+	HM_EXIT_LOCKED = 33,		 /* another run holds the lock */
+	HM_EXIT_INTERRUPTED = 34,	 /* an interrupted run exists: resume or roll back */
+	HM_EXIT_ROLLED_BACK = 35,	 /* migration failed and was rolled back: split stack healthy */
+	HM_EXIT_ROLLBACK_FAILED = 36,	 /* rollback failed: manual action needed (docs/migration.md) */
+	HM_EXIT_PREFLIGHT = 37,		 /* refused by preflight: incompatible, nothing changed */
+	HM_EXIT_NEEDS_CONFIRMATION = 38, /* rollback would discard writes: no terminal and no --yes */
+	HM_EXIT_WRITES_WOULD_BE_LOST =
+		39, /* cross-major: live rollback impossible, no --discard-new-writes */
 
 	HM_EXIT_VERIFY_FAILED = 40, /* a backup or archive failed verification */
 	HM_EXIT_NOT_FOUND = 41,	    /* no such backup or journal */

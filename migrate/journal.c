@@ -19,6 +19,16 @@ static const char *const step_names[HM_STEP__COUNT] = {
 	"chowning", "chowned",	     "unified-starting", "verified", "done"};
 static const char *const rb_names[HM_RB__COUNT] = {"none",	   "extracted",	    "unified-down", "swapped",
 						   "chown-undone", "split-started", "done"};
+static const char *const mode_names[HM_RBM__COUNT] = {"none", "snapshot", "live"};
+static const char *const live_names[HM_LIVE__COUNT] = {"none",
+						       "fingerprinted",
+						       "unified-down",
+						       "safety-snapshotted",
+						       "owners-restored",
+						       "settings-restored",
+						       "split-started",
+						       "verified",
+						       "done"};
 static const char *const status_names[HM_JS__COUNT] = {"in-progress", "done", "rolling-back", "rolled-back",
 						       "rollback-failed"};
 
@@ -35,6 +45,16 @@ const char *hm_rb_step_name(hm_rb_step s)
 const char *hm_jstatus_name(hm_jstatus s)
 {
 	return s >= 0 && s < HM_JS__COUNT ? status_names[s] : "unknown";
+}
+
+const char *hm_rb_mode_name(hm_rb_mode m)
+{
+	return m >= 0 && m < HM_RBM__COUNT ? mode_names[m] : "unknown";
+}
+
+const char *hm_live_step_name(hm_live_step s)
+{
+	return s >= 0 && s < HM_LIVE__COUNT ? live_names[s] : "unknown";
 }
 
 /* Index of name in a table, -1 if absent. */
@@ -59,6 +79,16 @@ int hm_rb_step_from_name(const char *name)
 int hm_jstatus_from_name(const char *name)
 {
 	return lookup(status_names, HM_JS__COUNT, name);
+}
+
+int hm_rb_mode_from_name(const char *name)
+{
+	return lookup(mode_names, HM_RBM__COUNT, name);
+}
+
+int hm_live_step_from_name(const char *name)
+{
+	return lookup(live_names, HM_LIVE__COUNT, name);
 }
 
 int hm_journal_path(const char *state_dir, const char *profile, char *out, size_t outsz, hm_error *err)
@@ -87,7 +117,8 @@ void hm_journal_init(hm_journal *j, const char *profile, const char *stack_dir)
 	X(fingerprint_file) X(chown_file) X(env_file) X(template_file) X(unified_project) \
 	X(unified_container) X(image) X(restore_dir) X(displaced_dir) X(failure)
 /* Fields a journal of an earlier version may lack: empty when absent. */
-#define OPT_STR_FIELDS(X) X(project_dir) X(project_name) X(db_service) X(api_service)
+#define OPT_STR_FIELDS(X) X(project_dir) X(project_name) X(db_service) X(api_service) \
+	X(safety_archive) X(unified_fingerprint_file) X(unified_stop_state) X(settings_dir)
 /* clang-format on */
 
 int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
@@ -113,6 +144,10 @@ int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
 	for (int i = 0; i < j->n_compose_files && i < HM_JOURNAL_MAX_FILES; i++)
 		json_object_array_add(files, json_object_new_string(j->compose_files[i]));
 	json_object_object_add(o, "compose_files", files);
+	json_object_object_add(o, "rollback_mode", json_object_new_string(hm_rb_mode_name(j->rb_mode)));
+	json_object_object_add(o, "live_step", json_object_new_string(hm_live_step_name(j->live_step)));
+	json_object_object_add(o, "safety_done", json_object_new_int(j->safety_done));
+	json_object_object_add(o, "cross_major", json_object_new_int(j->cross_major));
 	const char *s =
 		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	*out = s ? strdup(s) : NULL;
@@ -200,6 +235,28 @@ int hm_journal_decode(const char *json, const char *what, hm_journal *j, hm_erro
 		j->api_port = json_object_get_int(v);
 	if (json_object_object_get_ex(o, "pg_port", &v))
 		j->pg_port = json_object_get_int(v);
+	/* issue 11: optional, strict when present */
+	if (json_object_object_get_ex(o, "rollback_mode", &v)) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    (n = hm_rb_mode_from_name(json_object_get_string(v))) < 0) {
+			hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\" has an unknown rollback_mode",
+				     what);
+			goto cleanup;
+		}
+		j->rb_mode = (hm_rb_mode)n;
+	}
+	if (json_object_object_get_ex(o, "live_step", &v)) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    (n = hm_live_step_from_name(json_object_get_string(v))) < 0) {
+			hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\" has an unknown live_step", what);
+			goto cleanup;
+		}
+		j->live_step = (hm_live_step)n;
+	}
+	if (json_object_object_get_ex(o, "safety_done", &v))
+		j->safety_done = json_object_get_int(v) ? 1 : 0;
+	if (json_object_object_get_ex(o, "cross_major", &v))
+		j->cross_major = json_object_get_int(v) ? 1 : 0;
 	rc = 0;
 cleanup:
 	json_object_put(o);
@@ -263,4 +320,20 @@ hm_resume hm_journal_resume_action(const hm_journal *j)
 int hm_journal_needs_restore(const hm_journal *j)
 {
 	return j->step >= HM_STEP_UNIFIED_STARTING;
+}
+
+hm_rb_mode hm_journal_rollback_mode(const hm_journal *j, int to_snapshot)
+{
+	if (j->status == HM_JS_ROLLING_BACK || j->status == HM_JS_ROLLBACK_FAILED) {
+		/* a live rollback may still turn into a snapshot one (the archive is untouched);
+		 * a snapshot rollback that began swapping directories can only go on */
+		if (j->rb_mode == HM_RBM_LIVE)
+			return to_snapshot ? HM_RBM_SNAPSHOT : HM_RBM_LIVE;
+		return j->rb_mode;
+	}
+	if (j->status != HM_JS_DONE)
+		return HM_RBM_NONE; /* during or right after a failed up: today's rollback */
+	if (to_snapshot || j->cross_major)
+		return HM_RBM_SNAPSHOT;
+	return HM_RBM_LIVE;
 }

@@ -9,7 +9,14 @@
  * status: "in-progress" (up running or interrupted), "done" (migrated), "rolling-back"
  * (rollback running or interrupted), "rolled-back" (split stack back), "rollback-failed".
  * rollback's own progress is "rollback_step":
- *   none -> extracted -> unified-down -> swapped -> chown-undone -> split-started -> done */
+ *   none -> extracted -> unified-down -> swapped -> chown-undone -> split-started -> done
+ * Since issue 11 a rollback after a completed migration has a mode ("rollback_mode"):
+ * "snapshot" (restore the pre-migration archive: the steps above) or "live" (carry the
+ * unified container's data directory back), whose own progress is "live_step":
+ *   none -> fingerprinted -> unified-down -> safety-snapshotted -> owners-restored
+ *   -> settings-restored -> split-started -> verified -> done
+ * A journal without these keys (written before they existed) means mode "none" (today's
+ * snapshot rollback) and live step "none". */
 #ifndef HM_JOURNAL_H
 #define HM_JOURNAL_H
 
@@ -43,6 +50,23 @@ typedef enum hm_rb_step {
 	HM_RB_DONE,
 	HM_RB__COUNT
 } hm_rb_step;
+
+/* Which rollback is (or was) under way; "none": none chosen yet, or a journal from before. */
+typedef enum hm_rb_mode { HM_RBM_NONE = 0, HM_RBM_SNAPSHOT, HM_RBM_LIVE, HM_RBM__COUNT } hm_rb_mode;
+
+/* Progress of a live rollback (see above). */
+typedef enum hm_live_step {
+	HM_LIVE_NONE = 0,
+	HM_LIVE_FINGERPRINTED,
+	HM_LIVE_UNIFIED_DOWN,
+	HM_LIVE_SAFETY_SNAPSHOTTED,
+	HM_LIVE_OWNERS_RESTORED,
+	HM_LIVE_SETTINGS_RESTORED,
+	HM_LIVE_SPLIT_STARTED,
+	HM_LIVE_VERIFIED,
+	HM_LIVE_DONE,
+	HM_LIVE__COUNT
+} hm_live_step;
 
 typedef enum hm_jstatus {
 	HM_JS_IN_PROGRESS = 0,
@@ -89,15 +113,28 @@ typedef struct hm_journal {
 	char project_name[128];	    /* -p, as compose resolved it */
 	char db_service[64];
 	char api_service[64];
+	/* Rollback that keeps what was written (issue 11). All optional in the file. */
+	hm_rb_mode rb_mode;			 /* "rollback_mode" */
+	hm_live_step live_step;			 /* "live_step" */
+	char safety_archive[PATH_MAX];		 /* archive of the live directory taken before a rollback */
+	int safety_done;			 /* 1 once safety_archive is written and verified */
+	char unified_fingerprint_file[PATH_MAX]; /* the unified server's fingerprint before its stop */
+	char unified_stop_state[32];		 /* pg_control state after the unified stop ("" = not yet) */
+	char settings_dir[PATH_MAX];		 /* up's copies of the settings files (before/, after/) */
+	int cross_major; /* 1 when up went across PostgreSQL majors (old dir kept beside) */
 } hm_journal;
 
 const char *hm_step_name(hm_step s);
 const char *hm_rb_step_name(hm_rb_step s);
 const char *hm_jstatus_name(hm_jstatus s);
+const char *hm_rb_mode_name(hm_rb_mode m);
+const char *hm_live_step_name(hm_live_step s);
 /* Inverse lookups: -1 when unknown. */
 int hm_step_from_name(const char *name);
 int hm_rb_step_from_name(const char *name);
 int hm_jstatus_from_name(const char *name);
+int hm_rb_mode_from_name(const char *name);
+int hm_live_step_from_name(const char *name);
 
 /* STACK/.hive-migrate/journal-PROFILE.json into out. */
 int hm_journal_path(const char *state_dir, const char *profile, char *out, size_t outsz, hm_error *err);
@@ -130,5 +167,11 @@ hm_resume hm_journal_resume_action(const hm_journal *j);
 /* What `rollback` must undo: 1 if the data directory may have been written by the unified
  * container (restore the archive), 0 if not (undo ownership only, if any). */
 int hm_journal_needs_restore(const hm_journal *j);
+
+/* Which rollback `rollback` runs for this journal (issue 11), given --to-snapshot (1/0):
+ * HM_RBM_LIVE after a completed same-major migration (or to resume a live rollback),
+ * HM_RBM_SNAPSHOT with --to-snapshot, after a cross-major one, or to resume a snapshot
+ * rollback, HM_RBM_NONE for a failed or interrupted `up` (today's rollback). Pure. */
+hm_rb_mode hm_journal_rollback_mode(const hm_journal *j, int to_snapshot);
 
 #endif

@@ -173,9 +173,7 @@ static int exists(const char *p)
 	return p[0] && lstat(p, &st) == 0;
 }
 
-/* Stop and remove the unified container: through its compose project when the env file is
- * there, else by name (docker stop -t / rm). Absent containers are fine. */
-static int unified_down(hm_mig *m, hm_error *err)
+int hm_mig_unified_down(hm_mig *m, hm_error *err)
 {
 	hm_journal *j = &m->j;
 	char state[64];
@@ -289,7 +287,7 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 	/* 2. the unified container goes away first: it holds the data directory */
 	if (j->rb_step < HM_RB_UNIFIED_DOWN) {
 		hm_mig_log(m, "stopping and removing the unified container %s", j->unified_container);
-		if (unified_down(m, err) != 0)
+		if (hm_mig_unified_down(m, err) != 0)
 			goto fail;
 		if (restore) { /* --backup on a running split stack: never swap under a live server */
 			if (hm_compose_split_stop(&m->stack, m->stop_timeout, err) != 0)

@@ -61,6 +61,10 @@ void hm_fault_point(const char *point);
  * refused: HM_EXIT_VERIFY_FAILED with nothing changed). */
 int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err);
 
+/* Stop and remove the unified container: through its compose project when the env file is
+ * there, else by name (docker stop -t / rm), with m->stop_timeout. Absent containers are fine. */
+int hm_mig_unified_down(hm_mig *m, hm_error *err);
+
 /* The unified container's env file: 0600, holding the password (never on argv) and, when
  * backup_password is not NULL, HIVE_BACKUP_PASSWORD (the container then creates the
  * hive_backup replication role used by `hive-migrate backup`). */

@@ -150,3 +150,72 @@ int hm_owner_undo(const char *dir, const char *record, hm_error *err)
 {
 	return each(dir, record, to_recorded, NULL, err);
 }
+
+/* What the record says about one entry (found by each()). */
+typedef struct find_arg {
+	const char *abs;
+	int found;
+	uid_t uid;
+	gid_t gid;
+} find_arg;
+
+static int find_entry(const char *abs, uid_t u, gid_t g, void *arg)
+{
+	find_arg *f = arg;
+	if (!strcmp(abs, f->abs)) {
+		f->found = 1;
+		f->uid = u;
+		f->gid = g;
+	}
+	return 0;
+}
+
+/* Walk below abs: every entry owned by from -> to (lchown). */
+static int reown(const char *abs, uid_t fu, gid_t fg, uid_t tu, gid_t tg, long *n, hm_error *err)
+{
+	struct stat st;
+	if (lstat(abs, &st) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		return hm_error_errno(err, errno, "stat", abs);
+	}
+	if (st.st_uid == fu && st.st_gid == fg) {
+		if (lchown(abs, tu, tg) != 0 && errno != ENOENT)
+			return hm_error_errno(err, errno, "change owner of", abs);
+		(*n)++;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return 0;
+	DIR *d = opendir(abs);
+	if (!d)
+		return hm_error_errno(err, errno, "list directory", abs);
+	struct dirent *de;
+	int rc = 0;
+	while (rc == 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char *c = NULL;
+		if (asprintf(&c, "%s/%s", abs, de->d_name) < 0) {
+			closedir(d);
+			return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		}
+		rc = reown(c, fu, fg, tu, tg, n, err);
+		free(c);
+	}
+	closedir(d);
+	return rc;
+}
+
+int hm_owner_undo_live(const char *dir, const char *record, const char *pgdata, uid_t uid, gid_t gid,
+		       long *n_new, hm_error *err)
+{
+	find_arg f = {.abs = pgdata};
+	*n_new = 0;
+	if (hm_owner_undo(dir, record, err) != 0)
+		return -1;
+	if (each(dir, record, find_entry, &f, err) != 0)
+		return -1;
+	if (!f.found || (f.uid == uid && f.gid == gid))
+		return 0; /* the split stack ran as uid:gid too: new entries already have its owner */
+	return reown(dir, uid, gid, f.uid, f.gid, n_new, err);
+}

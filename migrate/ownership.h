@@ -20,4 +20,15 @@ int hm_owner_apply(const char *dir, const char *record, uid_t uid, gid_t gid, hm
 /* lchown every entry listed in record back to its recorded owner. */
 int hm_owner_undo(const char *dir, const char *record, hm_error *err);
 
+/* After a live rollback (issue 11): undo the record as hm_owner_undo does, then give every
+ * entry below dir still owned by uid:gid (the unified container's owner: entries it created
+ * after the migration) the owner the record gives pgdata (the split stack's owner). When the
+ * record does not list pgdata, the split stack ran as uid:gid itself and nothing more
+ * changes. An entry that was already owned by uid:gid before the migration in a stack of
+ * another owner cannot be told from a new one and gets the split stack's owner too.
+ * pgdata: the absolute path the record's lines resolve to (dir/pgdata as written by up).
+ * *n_new gets the number of such entries. 0 or -1. */
+int hm_owner_undo_live(const char *dir, const char *record, const char *pgdata, uid_t uid, gid_t gid,
+		       long *n_new, hm_error *err);
+
 #endif

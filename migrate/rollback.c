@@ -1,6 +1,9 @@
-/* hive-migrate rollback: put the split stack back from the migration snapshot (or complete
- * an interrupted rollback). The work is hm_mig_rollback (migrate/migration.c), shared with
- * the automatic rollback of a failed `up`. */
+/* hive-migrate rollback: put the split stack back (or complete an interrupted rollback).
+ * Which rollback runs is hm_journal_rollback_mode's decision: after a completed migration the
+ * live one (migrate/rollback_live.c) keeps every write; --to-snapshot / --discard-new-writes
+ * restore the pre-migration archive (migrate/rollback_snapshot.c around hm_mig_rollback);
+ * after a failed or interrupted up, hm_mig_rollback (migrate/migration.c, shared with the
+ * automatic rollback of a failed `up`) as before. */
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -13,40 +16,59 @@
 #include "../common/fsutil.h"
 #include "compose.h"
 #include "migration.h"
+#include "rollback_live.h"
+#include "rollback_snapshot.h"
 #include "stack_options.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hive-migrate rollback [OPTIONS]\n\n"
-		   "Restores the snapshot taken by `hive-migrate up` and brings the split stack back:\n"
-		   "verifies the archive (a damaged one is refused and nothing changes), extracts it next\n"
-		   "to the data directory, stops the unified container, swaps the directories, starts the\n"
-		   "split stack and confirms it is healthy with the data it had before. Completes an\n"
-		   "interrupted rollback when run again.\n\n"
-		   "options:\n"
-		   "  --stack DIR         the split stack's directory, where up kept its state in\n"
-		   "                      DIR/.hive-migrate (default: --project-directory, else .); the\n"
-		   "                      compose project up recorded there is used\n");
+	fprintf(f,
+		"usage: hive-migrate rollback [OPTIONS]\n\n"
+		"Brings the split stack back after `hive-migrate up`.\n\n"
+		"After a completed migration (same PostgreSQL major) the default keeps every write made\n"
+		"since: the unified server is fingerprinted, stopped cleanly, a verified safety snapshot\n"
+		"of its data directory is taken, the owners and the split stack's settings files are put\n"
+		"back, and the split stack starts on the same directory; it must be healthy with pgvector\n"
+		"and hold exactly what the unified server held. A directory left crashed (the unified\n"
+		"container was killed or no longer starts) is recovered by the split stack's PostgreSQL.\n\n"
+		"--to-snapshot restores the snapshot taken before the migration instead (writes since are\n"
+		"left out: the tables that changed are listed first, and it asks; without a terminal it\n"
+		"needs --yes). After a failed or interrupted up, rollback restores the state before it.\n"
+		"An interrupted rollback continues when run again.\n\n"
+		"options:\n"
+		"  --stack DIR         the split stack's directory, where up kept its state in\n"
+		"                      DIR/.hive-migrate (default: --project-directory, else .); the\n"
+		"                      compose project up recorded there is used\n");
 	fputs(HM_STACK_OPTIONS_HELP("                      "), f);
-	fprintf(f, "  --profile P         agent, genie or all (default agent)\n"
-		   "  --backup ID         restore this snapshot (backup id or archive path) instead of the\n"
-		   "                      migration's own\n"
-		   "  --archive-dir DIR   where snapshots are (default STACK/.hive-migrate/archives)\n"
-		   "  --health-timeout S  seconds to wait for health (default 120)\n"
-		   "  --stop-timeout S    seconds given to containers to stop (default 30)\n"
-		   "  --dry-run           print what would be done\n"
-		   "  --json              print a JSON summary on stdout\n"
-		   "  --yes               do not ask for confirmation on a terminal\n"
-		   "  --quiet             no progress lines\n"
-		   "  -h, --help          this help\n\n"
-		   "exit codes: 0 rolled back, 40 snapshot failed verification (nothing changed), 41 no\n"
-		   "migration to roll back, 36 rollback failed, 33 locked; docs/exit-codes.md\n");
+	fprintf(f,
+		"  --profile P         agent, genie or all (default agent)\n"
+		"  --to-snapshot       restore the pre-migration snapshot (leaves out writes made since)\n"
+		"  --backup ID         restore this snapshot (backup id or archive path); implies\n"
+		"                      --to-snapshot\n"
+		"  --discard-new-writes  after a migration across PostgreSQL majors (whose directory\n"
+		"                      cannot go back): restore the pre-migration data, losing writes\n"
+		"  --no-safety-snapshot  do not archive the live data directory first\n"
+		"  --archive-dir DIR   where snapshots are, and the safety snapshot goes (default: beside\n"
+		"                      up's snapshot, STACK/.hive-migrate/archives)\n"
+		"  --health-timeout S  seconds to wait for health (default 120)\n"
+		"  --stop-timeout S    seconds given to containers to stop (default 30)\n"
+		"  --dry-run           print what would be done\n"
+		"  --json              print a JSON summary on stdout\n"
+		"  --yes               do not ask for confirmation (needed without a terminal for\n"
+		"                      --to-snapshot / --discard-new-writes when writes would be lost)\n"
+		"  --quiet             no progress lines\n"
+		"  -h, --help          this help\n\n"
+		"exit codes: 0 rolled back, 36 rollback failed (run it again), 38 writes would be lost\n"
+		"and it was not confirmed, 39 cross-major migration without --discard-new-writes, 40\n"
+		"snapshot failed verification (nothing changed), 41 no migration to roll back, 33\n"
+		"locked; docs/exit-codes.md\n");
 }
 
 typedef struct rb_opts {
 	const char *stack, *profile, *backup, *archive_dir;
 	hm_stack_options split;
 	int health_timeout, stop_timeout, dry_run, json, yes, quiet;
+	int to_snapshot, discard, no_safety;
 } rb_opts;
 
 /* Archive path for --backup: a path to an archive, or an id looked up in the archive dir. */
@@ -72,6 +94,41 @@ static int find_backup(const hm_mig *m, const rb_opts *o, char *out, size_t outs
 	return 0;
 }
 
+/* The plan of a dry run. */
+static void print_plan(const hm_mig *m, const rb_opts *o, hm_rb_mode mode, const char *archive)
+{
+	const hm_journal *j = &m->j;
+	printf("rollback plan for profile %s (dry run: nothing was changed)\n", m->profile);
+	printf("  migration status \"%s\" at step \"%s\"; rollback mode \"%s\", step \"%s\" / \"%s\"\n",
+	       hm_jstatus_name(j->status), hm_step_name(j->step), hm_rb_mode_name(mode),
+	       hm_rb_step_name(j->rb_step), hm_live_step_name(j->live_step));
+	if (mode == HM_RBM_LIVE) {
+		printf("  live rollback: every write made on %s is kept\n", j->unified_container);
+		printf("  fingerprint the unified server, stop it (-t %d), require \"shut down\" (else the\n"
+		       "  split stack's PostgreSQL recovers the directory)\n",
+		       m->stop_timeout);
+		if (!o->no_safety)
+			printf("  safety snapshot of %s (verified)\n", j->data_dir);
+		printf("  restore the owners (%s) and the settings files of the split stack\n",
+		       j->chown_file[0] ? j->chown_file : "no record");
+		printf("  start the split stack on %s; health, pgvector, fingerprint equal to the unified "
+		       "one\n",
+		       j->data_dir);
+		return;
+	}
+	int restore = mode == HM_RBM_SNAPSHOT || o->backup || hm_journal_needs_restore(j);
+	if (mode == HM_RBM_SNAPSHOT && !o->no_safety)
+		printf("  verify %s, stop %s, safety snapshot of %s\n", archive, j->unified_container,
+		       j->data_dir);
+	if (restore)
+		printf("  verify and extract %s next to %s, stop %s, swap the directories (writes made on\n"
+		       "  the unified container since the migration are left out; its directory is kept)\n",
+		       archive, j->data_dir, j->unified_container);
+	else
+		printf("  stop %s if running; restore the original owners\n", j->unified_container);
+	printf("  start the split stack in %s and wait for it to be healthy\n", m->stack_dir);
+}
+
 /* One profile. Returns the exit code. */
 static int rollback_profile(const rb_opts *o, const char *profile, json_object *arr)
 {
@@ -81,6 +138,9 @@ static int rollback_profile(const rb_opts *o, const char *profile, json_object *
 	int loaded;
 	hm_compose_project proj;
 	hm_stack_select sel;
+	hm_rb_mode mode = HM_RBM_NONE;
+	hm_rb_live_result live = {0};
+	json_object *left_out = NULL;
 	if (hm_mig_init(&m, o->stack, profile, &err) != 0)
 		goto out;
 	m.stop_timeout = o->stop_timeout;
@@ -114,33 +174,56 @@ static int rollback_profile(const rb_opts *o, const char *profile, json_object *
 				profile, m.journal_path);
 		goto out;
 	}
-	if (o->dry_run) {
-		int restore = o->backup || hm_journal_needs_restore(&m.j);
-		printf("rollback plan for profile %s (dry run: nothing was changed)\n", profile);
-		printf("  migration status \"%s\" at step \"%s\"; rollback step \"%s\"\n",
-		       hm_jstatus_name(m.j.status), hm_step_name(m.j.step), hm_rb_step_name(m.j.rb_step));
-		if (restore)
-			printf("  verify and extract %s next to %s, stop %s, swap the directories\n",
-			       o->backup ? archive : m.j.archive, m.j.data_dir, m.j.unified_container);
-		else
-			printf("  stop %s if running; restore the original owners\n", m.j.unified_container);
-		printf("  start the split stack in %s and wait for it to be healthy\n", m.stack_dir);
+	mode = hm_journal_rollback_mode(&m.j, o->to_snapshot || o->discard || o->backup);
+	const char *restore_from = o->backup ? archive : m.j.archive;
+	int fresh = m.j.status == HM_JS_DONE; /* nothing of a rollback happened yet */
+
+	/* cross-major: the directory cannot go back; only with --discard-new-writes */
+	if (fresh && m.j.cross_major && !o->discard) {
+		if (!o->dry_run)
+			hm_rb_report_left_out(&m, "a rollback", &left_out, &err);
+		hm_error_set(&err, HM_EXIT_WRITES_WOULD_BE_LOST,
+			     "profile %s was migrated across PostgreSQL majors: its data directory cannot be "
+			     "carried back to the split stack, and a rollback loses every write made since; "
+			     "nothing was changed",
+			     profile);
+		hm_error_hint(&err, "pass --discard-new-writes to restore the pre-migration data anyway (the "
+				    "unified container's directory is kept aside)");
 		goto out;
 	}
-	if (!o->yes && isatty(0) && isatty(2) && m.j.status == HM_JS_DONE) {
-		char line[16] = "";
-		fprintf(stderr,
-			"this stops %s and restores the snapshot taken before the migration: writes made on "
-			"the\n"
-			"unified container since then are not in it (its data directory is kept aside). "
-			"continue? [y/N] ",
-			m.j.unified_container);
-		if (!fgets(line, sizeof line, stdin) || (line[0] != 'y' && line[0] != 'Y')) {
-			hm_error_set(&err, HM_EXIT_USAGE, "cancelled; nothing was changed");
-			goto out;
-		}
+	if (o->dry_run) {
+		print_plan(&m, o, mode, restore_from);
+		goto out;
 	}
-	hm_mig_rollback(&m, o->backup ? archive : NULL, &err);
+	if (fresh && mode == HM_RBM_SNAPSHOT) {
+		const char *verb = o->discard ? "rollback --discard-new-writes" : "rollback --to-snapshot";
+		int lost = hm_rb_report_left_out(&m, verb, &left_out, &err);
+		if (lost < 0)
+			goto out;
+		if (lost && hm_rb_confirm(verb, o->yes, &err) != 0)
+			goto out;
+	} else if (fresh && mode == HM_RBM_LIVE && !o->yes && isatty(0) && isatty(2)) {
+		char q[512];
+		snprintf(q, sizeof q,
+			 "this stops %s and starts the split stack on its data directory (every write is "
+			 "kept)",
+			 m.j.unified_container);
+		if (hm_rb_confirm(q, 0, &err) != 0)
+			goto out;
+	}
+	if (mode == HM_RBM_LIVE) {
+		hm_rb_live_opts lo = {.archive_dir = o->archive_dir, .no_safety_snapshot = o->no_safety};
+		hm_rb_live(&m, &lo, &live, &err);
+	} else if (mode == HM_RBM_SNAPSHOT) {
+		hm_rb_snapshot_opts so = {.archive = o->backup ? archive : NULL,
+					  .archive_dir = o->archive_dir,
+					  .no_safety_snapshot = o->no_safety,
+					  .yes = o->yes,
+					  .quiet = o->quiet};
+		hm_rb_to_snapshot(&m, &so, &err);
+	} else {
+		hm_mig_rollback(&m, o->backup ? archive : NULL, &err);
+	}
 out:;
 	int code = err.message[0] ? (int)err.code : HM_EXIT_OK;
 	if (code != HM_EXIT_OK)
@@ -151,13 +234,30 @@ out:;
 		json_object_object_add(s, "result",
 				       json_object_new_string(code == 0 ? "rolled-back" : "failed"));
 		json_object_object_add(s, "exit_code", json_object_new_int(code));
+		json_object_object_add(s, "mode", json_object_new_string(hm_rb_mode_name(mode)));
 		json_object_object_add(s, "archive",
 				       json_object_new_string(archive[0] ? archive : m.j.archive));
 		json_object_object_add(s, "displaced_dir", json_object_new_string(m.j.displaced_dir));
+		json_object_object_add(s, "safety_archive",
+				       json_object_new_string(m.j.safety_done ? m.j.safety_archive : ""));
+		if (mode == HM_RBM_LIVE) {
+			json_object_object_add(s, "fingerprint_match",
+					       json_object_new_boolean(live.fingerprint_compared));
+			json_object_object_add(s, "recovered", json_object_new_boolean(live.recovered));
+			json_object_object_add(s, "unified_stop_state",
+					       json_object_new_string(m.j.unified_stop_state));
+			json_object_object_add(s, "rows", json_object_new_int64(live.rows));
+			json_object_object_add(s, "owners_new", json_object_new_int64(live.owners_new));
+			json_object_object_add(s, "settings_rewritten",
+					       json_object_new_int(live.settings_rewritten));
+			json_object_object_add(s, "downtime_seconds", json_object_new_double(live.downtime));
+		}
+		json_object_object_add(s, "left_out", left_out ? json_object_get(left_out) : NULL);
 		if (code)
 			json_object_object_add(s, "error", json_object_new_string(err.message));
 		json_object_array_add(arr, s);
 	}
+	json_object_put(left_out);
 	hm_mig_unlock(&m);
 	return code;
 }
@@ -169,6 +269,9 @@ int hm_cmd_rollback(int argc, char **argv)
 						 HM_STACK_LONGOPTS,
 						 {"profile", required_argument, NULL, 'p'},
 						 {"backup", required_argument, NULL, 'b'},
+						 {"to-snapshot", no_argument, NULL, 'S'},
+						 {"discard-new-writes", no_argument, NULL, 'D'},
+						 {"no-safety-snapshot", no_argument, NULL, 'X'},
 						 {"archive-dir", required_argument, NULL, 'a'},
 						 {"health-timeout", required_argument, NULL, 'H'},
 						 {"stop-timeout", required_argument, NULL, 'T'},
@@ -200,6 +303,15 @@ int hm_cmd_rollback(int argc, char **argv)
 			break;
 		case 'a':
 			o.archive_dir = optarg;
+			break;
+		case 'S':
+			o.to_snapshot = 1;
+			break;
+		case 'D':
+			o.discard = 1;
+			break;
+		case 'X':
+			o.no_safety = 1;
 			break;
 		case 'H':
 		case 'T': {

@@ -26,6 +26,7 @@
 #include "migration.h"
 #include "ownership.h"
 #include "preflight.h"
+#include "rollback_settings.h"
 #include "stack_options.h"
 
 #define UNIFIED_UID 1000
@@ -459,6 +460,11 @@ static int forward(hm_mig *m, const up_opts *o, hm_archive_stats *ast, up_times 
 				 m->profile);
 			if (hm_mig_write_env(m, j->env_file, o->backup_password, err) != 0)
 				return -1;
+			/* the split stack's settings files as they are, for a live rollback */
+			snprintf(j->settings_dir, sizeof j->settings_dir, "%s/settings-%s", m->state_dir,
+				 m->profile);
+			if (hm_settings_save_stage(j->pgdata, j->settings_dir, "before", err) != 0)
+				return -1;
 			j->step = HM_STEP_UNIFIED_STARTING;
 			if (hm_mig_save(m, err) != 0)
 				return -1;
@@ -470,6 +476,10 @@ static int forward(hm_mig *m, const up_opts *o, hm_archive_stats *ast, up_times 
 		t->start = hm_progress_now() - t0;
 		hm_fault_point("after:unified-start");
 		if (confirm_unified(m, t, err) != 0)
+			return -1;
+		/* and as the unified container left them at its start (live rollback: issue 11) */
+		if (j->settings_dir[0] &&
+		    hm_settings_save_stage(j->pgdata, j->settings_dir, "after", err) != 0)
 			return -1;
 		j->healthy_at = wall_now();
 		j->step = HM_STEP_VERIFIED;

@@ -6,6 +6,9 @@
 #   3. pgBackRest full backup, offline      (Debian's pgbackrest; compress-type zst level 1,
 #                                            process-max 2; may not know the PostgreSQL major)
 #   4. the downtime of `hive-migrate up`    (split stack stopped -> unified container healthy)
+#   5. the downtime of `hive-migrate rollback` (live, the default: unified stopped -> split
+#      healthy and verified), with and without the safety snapshot, and the wall time of
+#      `rollback --to-snapshot` (each after a fresh `up`)
 # with peak memory (GNU time -v, max RSS) for each, and prints a markdown block for
 # docs/benchmarks.md ("Migration").
 # Usage: tests/bench/migrate.sh [--size 1GB] [--keep]
@@ -107,7 +110,23 @@ print(p['snapshot_seconds'], p['downtime_seconds'], p['archive_bytes'], p['data_
 STEPS=$(/usr/bin/python3 -c "
 import json; p = json.load(open('$WORK/up.json'))['profiles'][0]['step_seconds']
 print(', '.join(f'{k} {v:.1f} s' for k, v in p.items()))")
-"$ROOT/hive-migrate" rollback --stack "$STACK" --yes --quiet >/dev/null
+log "hive-migrate rollback (live, with the safety snapshot)"
+measure rbl "$ROOT/hive-migrate" rollback --stack "$STACK" --yes --json --quiet > "$WORK/rb-live.json"
+jget() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['profiles'][0][sys.argv[2]])" "$@"; }
+RB_LIVE=$(jget "$WORK/rb-live.json" downtime_seconds) R_RBL=$RSS
+rm -f "$(jget "$WORK/rb-live.json" safety_archive)"
+up_again() {
+  "$ROOT/hive-migrate" up --stack "$STACK" --yes --quiet --container-name "$UNIFIED" \
+    --templates "$ROOT/docker/templates" >/dev/null
+}
+log "hive-migrate rollback --no-safety-snapshot (after another up)"
+up_again
+"$ROOT/hive-migrate" rollback --stack "$STACK" --yes --json --quiet --no-safety-snapshot > "$WORK/rb-nosafe.json"
+RB_NOSAFE=$(jget "$WORK/rb-nosafe.json" downtime_seconds)
+log "hive-migrate rollback --to-snapshot (after another up)"
+up_again
+measure rbs "$ROOT/hive-migrate" rollback --stack "$STACK" --yes --json --quiet --to-snapshot > "$WORK/rb-snap.json"
+RB_SNAP=$WALL
 
 REF=$(mbps "$BYTES" "$T_TAR") OURS=$(mbps "$DBYTES" "$T_SNAP")
 cat <<MD
@@ -117,6 +136,9 @@ cat <<MD
 | hive-migrate snapshot (tar+zstd 1, 2 threads, SHA-256 manifest) | $(printf %.2f "$T_SNAP") | $OURS MB/s ($(awk -v a="$OURS" -v b="$REF" 'BEGIN{printf "%.0f", (b>0? 100*a/b : 0)}')% of reference) | $R_UP MB (whole \`up\`) | $(numfmt --to=iec "$ABYTES") |
 | pgBackRest 2.45 full, offline, zst 1, process-max 2 | $T_BR | | $R_BR MB | ${BR_NOTE:+failed: $BR_NOTE} |
 | downtime of \`hive-migrate up\` (split stopped -> unified healthy, incl. snapshot + verify + fingerprint) | $(printf %.1f "$DOWNTIME") | | | |
+| downtime of \`hive-migrate rollback\` (live: unified stopped -> split healthy, incl. safety snapshot + verify + fingerprint) | $(printf %.1f "$RB_LIVE") | | $R_RBL MB | |
+| downtime of \`hive-migrate rollback --no-safety-snapshot\` (live) | $(printf %.1f "$RB_NOSAFE") | | | |
+| wall time of \`hive-migrate rollback --to-snapshot\` (report, verify, safety snapshot, extract, swap, start, verify) | $RB_SNAP | | | |
 
 steps of \`up\` (seconds): $STEPS
 MD

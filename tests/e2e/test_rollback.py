@@ -1,6 +1,7 @@
-"""hive-migrate rollback against real stacks: after a completed migration (also with
---backup ID), a damaged snapshot is refused with nothing touched, and a rollback killed at
-each of its steps is completed by running it again."""
+"""hive-migrate rollback --to-snapshot against real stacks: after a completed migration (also
+with --backup ID), a damaged snapshot is refused with nothing touched, and a rollback killed at
+each of its steps is completed by running it again. (The default, live rollback after a
+completed migration: test_rollback_live.py.)"""
 import os
 import shutil
 import subprocess
@@ -74,7 +75,7 @@ def test_corrupted_archive_refused_and_nothing_touched(migrated):
         f.seek(-1, 1)
         f.write(bytes([b[0] ^ 0xFF]))
     listing = sorted(os.listdir(s.data_dir()))
-    res = rollback(s)
+    res = rollback(s, "--to-snapshot")
     assert res.returncode == EXIT_VERIFY_FAILED, describe(res)
     assert "nothing was changed" in res.stderr
     # unified still serving, data directory untouched, no restore directory left
@@ -86,7 +87,7 @@ def test_corrupted_archive_refused_and_nothing_touched(migrated):
     assert journal(s)["status"] == "done"
     # with the good archive back, rollback works
     os.replace(good, archive)
-    res = rollback(s)
+    res = rollback(s, "--to-snapshot")
     assert res.returncode == 0, describe(res)
     assert_split_back(s, s.before)
 
@@ -94,7 +95,7 @@ def test_corrupted_archive_refused_and_nothing_touched(migrated):
 @pytest.mark.parametrize("fault", ["rollback:after:extract", "rollback:mid:swap", "rollback:after:split-start"])
 def test_killed_rollback_completes_on_rerun(migrated, fault):
     s = migrated
-    res = rollback(s, fault=fault)
+    res = rollback(s, "--to-snapshot", fault=fault)
     assert res.returncode == -9, describe(res)
     assert journal(s)["status"] == "rolling-back"
     # up refuses to go on while a rollback is unfinished

@@ -85,8 +85,8 @@ def test_up_migrates_every_row(split_running, tmp_path):
     # a second up is a no-op
     again = up(s)
     assert again.returncode == 0, describe(again)
-    # and rollback brings the split stack back with identical data
-    rb = rollback(s)
+    # and rollback --to-snapshot brings the split stack back with identical data
+    rb = rollback(s, "--to-snapshot")
     assert rb.returncode == 0, describe(rb)
     assert_split_back(s, s.before)
     displaced = summary(rb)["displaced_dir"]

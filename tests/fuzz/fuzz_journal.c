@@ -25,6 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (hm_journal_encode(&j, &again, &err) == 0) {
 			if (hm_journal_decode(again, "fuzz-again", &k, &err) != 0)
 				abort();
+			if (hm_journal_rollback_mode(&j, 0) < HM_RBM_NONE ||
+			    hm_journal_rollback_mode(&j, 0) >= HM_RBM__COUNT || k.rb_mode != j.rb_mode ||
+			    k.live_step != j.live_step || k.cross_major != j.cross_major)
+				abort();
 			if (k.step != j.step || k.status != j.status || k.rb_step != j.rb_step ||
 			    strcmp(k.archive, j.archive) != 0 || strcmp(k.data_dir, j.data_dir) != 0)
 				abort();

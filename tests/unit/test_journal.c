@@ -153,12 +153,108 @@ static void test_needs_restore(void **state)
 	}
 }
 
+/* Issue 11's fields round-trip; a journal without them (older) decodes with defaults; bad
+ * values are refused. */
+static void test_rollback_fields(void **state)
+{
+	(void)state;
+	hm_journal a, b;
+	hm_error err = {0};
+	char *s = NULL;
+	for (int i = 0; i < HM_RBM__COUNT; i++)
+		assert_int_equal(hm_rb_mode_from_name(hm_rb_mode_name((hm_rb_mode)i)), i);
+	for (int i = 0; i < HM_LIVE__COUNT; i++)
+		assert_int_equal(hm_live_step_from_name(hm_live_step_name((hm_live_step)i)), i);
+	hm_journal_init(&a, "genie", "/srv/s");
+	a.status = HM_JS_ROLLING_BACK;
+	a.rb_mode = HM_RBM_LIVE;
+	a.live_step = HM_LIVE_OWNERS_RESTORED;
+	a.safety_done = 1;
+	a.cross_major = 1;
+	snprintf(a.safety_archive, sizeof a.safety_archive,
+		 "/srv/s/.hive-migrate/archives/rollback-safety-x.tar.zst");
+	snprintf(a.unified_fingerprint_file, sizeof a.unified_fingerprint_file, "/srv/s/fp-unified.json");
+	snprintf(a.unified_stop_state, sizeof a.unified_stop_state, "in production");
+	snprintf(a.settings_dir, sizeof a.settings_dir, "/srv/s/.hive-migrate/settings-genie");
+	assert_int_equal(hm_journal_encode(&a, &s, &err), 0);
+	/* names, not numbers, in the file */
+	assert_non_null(strstr(s, "\"rollback_mode\""));
+	assert_non_null(strstr(s, "\"owners-restored\""));
+	assert_non_null(strstr(s, "\"cross_major\""));
+	assert_int_equal(hm_journal_decode(s, "t", &b, &err), 0);
+	free(s);
+	assert_int_equal(b.rb_mode, HM_RBM_LIVE);
+	assert_int_equal(b.live_step, HM_LIVE_OWNERS_RESTORED);
+	assert_int_equal(b.safety_done, 1);
+	assert_int_equal(b.cross_major, 1);
+	assert_string_equal(b.safety_archive, a.safety_archive);
+	assert_string_equal(b.unified_fingerprint_file, a.unified_fingerprint_file);
+	assert_string_equal(b.unified_stop_state, "in production");
+	assert_string_equal(b.settings_dir, a.settings_dir);
+
+	/* a journal written before these keys existed */
+	const char *old = "{\"version\":1,\"step\":\"done\",\"status\":\"done\",\"rollback_step\":\"none\","
+			  "\"profile\":\"agent\",\"stack_dir\":\"/s\",\"backup_id\":\"\",\"archive\":\"\","
+			  "\"manifest_sha256\":\"\",\"data_dir\":\"/d\",\"pgdata\":\"/d/pgdata\","
+			  "\"fingerprint_file\":\"\",\"chown_file\":\"\",\"env_file\":\"\","
+			  "\"template_file\":\"\",\"unified_project\":\"\",\"unified_container\":\"u\","
+			  "\"image\":\"\",\"restore_dir\":\"\",\"displaced_dir\":\"\",\"failure\":\"\"}";
+	assert_int_equal(hm_journal_decode(old, "old", &b, &err), 0);
+	assert_int_equal(b.rb_mode, HM_RBM_NONE);
+	assert_int_equal(b.live_step, HM_LIVE_NONE);
+	assert_int_equal(b.cross_major, 0);
+	assert_int_equal(b.safety_done, 0);
+	assert_string_equal(b.settings_dir, "");
+	assert_int_equal(hm_journal_rollback_mode(&b, 0), HM_RBM_LIVE);
+
+	/* strict when present */
+	char bad[4096];
+	snprintf(bad, sizeof bad, "%.*s,\"rollback_mode\":\"sideways\"}", (int)strlen(old) - 1, old);
+	assert_int_equal(hm_journal_decode(bad, "bad", &b, &err), -1);
+	assert_int_equal(err.code, HM_EXIT_CORRUPT);
+	snprintf(bad, sizeof bad, "%.*s,\"live_step\":7}", (int)strlen(old) - 1, old);
+	assert_int_equal(hm_journal_decode(bad, "bad", &b, &err), -1);
+}
+
+/* Which rollback runs, by journal state and --to-snapshot. */
+static void test_rollback_mode(void **state)
+{
+	(void)state;
+	hm_journal j;
+	hm_journal_init(&j, "agent", "/s");
+	/* during or right after a failed up: today's rollback */
+	j.status = HM_JS_IN_PROGRESS;
+	j.step = HM_STEP_VERIFIED;
+	assert_int_equal(hm_journal_rollback_mode(&j, 0), HM_RBM_NONE);
+	assert_int_equal(hm_journal_rollback_mode(&j, 1), HM_RBM_NONE);
+	/* after a completed migration: live by default */
+	j.status = HM_JS_DONE;
+	j.step = HM_STEP_DONE;
+	assert_int_equal(hm_journal_rollback_mode(&j, 0), HM_RBM_LIVE);
+	assert_int_equal(hm_journal_rollback_mode(&j, 1), HM_RBM_SNAPSHOT);
+	/* cross-major: never live */
+	j.cross_major = 1;
+	assert_int_equal(hm_journal_rollback_mode(&j, 0), HM_RBM_SNAPSHOT);
+	j.cross_major = 0;
+	/* resumes keep their mode; a live one may still become a snapshot one */
+	j.status = HM_JS_ROLLING_BACK;
+	j.rb_mode = HM_RBM_LIVE;
+	assert_int_equal(hm_journal_rollback_mode(&j, 0), HM_RBM_LIVE);
+	assert_int_equal(hm_journal_rollback_mode(&j, 1), HM_RBM_SNAPSHOT);
+	j.status = HM_JS_ROLLBACK_FAILED;
+	j.rb_mode = HM_RBM_SNAPSHOT;
+	assert_int_equal(hm_journal_rollback_mode(&j, 0), HM_RBM_SNAPSHOT);
+	j.rb_mode = HM_RBM_NONE; /* an automatic rollback of up that failed */
+	assert_int_equal(hm_journal_rollback_mode(&j, 0), HM_RBM_NONE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names_round_trip), cmocka_unit_test(test_encode_decode),
 		cmocka_unit_test(test_decode_strict),	 cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_resume_table),	 cmocka_unit_test(test_needs_restore),
+		cmocka_unit_test(test_rollback_fields),	 cmocka_unit_test(test_rollback_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

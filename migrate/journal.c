@@ -113,6 +113,12 @@ int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
 	for (int i = 0; i < j->n_compose_files && i < HM_JOURNAL_MAX_FILES; i++)
 		json_object_array_add(files, json_object_new_string(j->compose_files[i]));
 	json_object_object_add(o, "compose_files", files);
+	json_object_object_add(o, "cross_major", json_object_new_int(j->cross_major));
+	json_object_object_add(o, "major_step", json_object_new_string(j->major_step));
+	json_object_object_add(o, "old_major", json_object_new_int(j->old_major));
+	json_object_object_add(o, "new_data_dir", json_object_new_string(j->new_data_dir));
+	json_object_object_add(o, "old_data_dir", json_object_new_string(j->old_data_dir));
+	json_object_object_add(o, "dump_dir", json_object_new_string(j->dump_dir));
 	const char *s =
 		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	*out = s ? strdup(s) : NULL;
@@ -200,6 +206,30 @@ int hm_journal_decode(const char *json, const char *what, hm_journal *j, hm_erro
 		j->api_port = json_object_get_int(v);
 	if (json_object_object_get_ex(o, "pg_port", &v))
 		j->pg_port = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "cross_major", &v))
+		j->cross_major = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "old_major", &v))
+		j->old_major = json_object_get_int(v);
+	{
+		struct {
+			const char *key;
+			char *dst;
+			size_t sz;
+		} mf[] = {{"major_step", j->major_step, sizeof j->major_step},
+			  {"new_data_dir", j->new_data_dir, sizeof j->new_data_dir},
+			  {"old_data_dir", j->old_data_dir, sizeof j->old_data_dir},
+			  {"dump_dir", j->dump_dir, sizeof j->dump_dir}};
+		for (size_t i = 0; i < sizeof mf / sizeof mf[0]; i++) {
+			if (!json_object_object_get_ex(o, mf[i].key, &v))
+				continue;
+			if (!json_object_is_type(v, json_type_string) ||
+			    snprintf(mf[i].dst, mf[i].sz, "%s", json_object_get_string(v)) >= (int)mf[i].sz) {
+				hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\": field %s too long", what,
+					     mf[i].key);
+				goto cleanup;
+			}
+		}
+	}
 	rc = 0;
 cleanup:
 	json_object_put(o);

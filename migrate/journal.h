@@ -89,6 +89,13 @@ typedef struct hm_journal {
 	char project_name[128];	    /* -p, as compose resolved it */
 	char db_service[64];
 	char api_service[64];
+	int cross_major; /* 1 when up went across PostgreSQL majors (old dir kept beside) */
+	/* The cross-major path (migrate/major.h), optional in the file ("" / 0 when absent). */
+	char major_step[32];	     /* its own progress: see hm_major_step in migrate/major.h */
+	int old_major;		     /* PostgreSQL major of the old data directory */
+	char new_data_dir[PATH_MAX]; /* the new cluster while it is built (beside data_dir) */
+	char old_data_dir[PATH_MAX]; /* where the old directory is kept after the cut-over */
+	char dump_dir[PATH_MAX];     /* the logical copy (STACK/.hive-migrate/dump-PROFILE) */
 } hm_journal;
 
 const char *hm_step_name(hm_step s);

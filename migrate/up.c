@@ -23,6 +23,7 @@
 #include "compose.h"
 #include "fingerprint.h"
 #include "health.h"
+#include "major.h"
 #include "migration.h"
 #include "ownership.h"
 #include "preflight.h"
@@ -49,6 +50,7 @@ typedef struct up_opts {
 	char *backup_password; /* read from backup_password_file (secret: never printed) */
 	int api_port, pg_port;
 	int health_timeout, stop_timeout;
+	int jobs; /* pg_dump -j / pg_restore -j across majors */
 	int dry_run, json, yes, quiet;
 } up_opts;
 
@@ -84,6 +86,8 @@ static void usage(FILE *f)
 		"                         unified container creates (for hive-migrate backup)\n"
 		"  --health-timeout S     seconds to wait for health (default 120)\n"
 		"  --stop-timeout S       seconds given to containers to stop (default 30)\n"
+		"  --jobs N               parallel jobs of pg_dump/pg_restore when the data directory\n"
+		"                         is an older PostgreSQL major than the image's (default 2)\n"
 		"  --dry-run              print the plan and change nothing\n"
 		"  --json                 print the final summary as JSON on stdout\n"
 		"  --yes                  do not ask for confirmation on a terminal\n"
@@ -225,6 +229,8 @@ static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
 	for (size_t i = 0; i < r.n_problems; i++)
 		if (strcmp(r.problems[i].code, "server-running") != 0)
 			hm_mig_log(m, "preflight warning: %s", r.problems[i].message);
+	if (hm_preflight_find(&r, "major-upgrade") && hm_major_up_setup(m, &r.facts, err) != 0)
+		goto cleanup;
 	if (m->j.api_port != m->stack.api_port && !hm_port_free("0.0.0.0", m->j.api_port)) {
 		hm_error_set(err, HM_EXIT_PREFLIGHT, "port %d for the unified API is already in use",
 			     m->j.api_port);
@@ -601,6 +607,18 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 				profile, m.journal_path);
 		goto out;
 	}
+	if (action == HM_RESUME_NEED_ROLLBACK && old.cross_major && !o->dry_run) {
+		/* across majors the undo is up's own (no archive): finish it here */
+		*j = old;
+		if (hm_stack_load_project(&proj, &sel, &m.stack, &err) != 0)
+			goto out;
+		hm_mig_log(&m, "finishing the interrupted rollback of the cross-major migration");
+		if (hm_major_rollback(&m, &err) == 0)
+			hm_error_set(&err, HM_EXIT_ROLLED_BACK,
+				     "the interrupted cross-major migration was rolled back: the split stack is "
+				     "healthy with its data unchanged");
+		goto out;
+	}
 	if (action == HM_RESUME_NEED_ROLLBACK) {
 		hm_error_set(&err, HM_EXIT_INTERRUPTED,
 			     "a rollback of profile %s is unfinished (status \"%s\")", profile,
@@ -660,7 +678,10 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		if (preflight(&m, o, &err) != 0)
 			goto out;
 		if (o->dry_run) {
-			print_plan(&m, o);
+			if (j->cross_major)
+				hm_major_print_plan(&m, o->archive_dir, o->jobs);
+			else
+				print_plan(&m, o);
 			goto out;
 		}
 		if (!o->yes && isatty(0) && isatty(2)) {
@@ -703,7 +724,8 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		hm_fault_point("after:fingerprint");
 	}
 
-	if (forward(&m, o, &ast, &times, &err) == 0)
+	if (j->cross_major ? hm_major_forward(&m, o->archive_dir, o->backup_password, o->jobs, &err) == 0
+			   : forward(&m, o, &ast, &times, &err) == 0)
 		goto out;
 
 	/* failure after the split stack was (maybe) stopped: roll back */
@@ -713,7 +735,7 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		hm_error_print(&cause, stderr);
 		snprintf(j->failure, sizeof j->failure, "step %s: %s", failed_step, cause.message);
 		hm_mig_log(&m, "migration failed at step \"%s\": rolling back", failed_step);
-		if (hm_mig_rollback(&m, NULL, &rberr) != 0) {
+		if ((j->cross_major ? hm_major_rollback(&m, &rberr) : hm_mig_rollback(&m, NULL, &rberr)) != 0) {
 			hm_error_set(&err, HM_EXIT_ROLLBACK_FAILED,
 				     "migration failed at step \"%s\" (%s), and the rollback failed too: %s",
 				     failed_step, cause.message, rberr.message);
@@ -752,7 +774,8 @@ int hm_cmd_up(int argc, char **argv)
 	up_opts o = {.profile = "agent",
 		     .image = "localhost/hive-unified:17",
 		     .health_timeout = 120,
-		     .stop_timeout = 30};
+		     .stop_timeout = 30,
+		     .jobs = 2};
 	static const struct option longopts[] = {{"stack", required_argument, NULL, 's'},
 						 HM_STACK_LONGOPTS,
 						 {"profile", required_argument, NULL, 'p'},
@@ -767,6 +790,7 @@ int hm_cmd_up(int argc, char **argv)
 						 {"pg-port", required_argument, NULL, 'P'},
 						 {"health-timeout", required_argument, NULL, 'H'},
 						 {"stop-timeout", required_argument, NULL, 'T'},
+						 {"jobs", required_argument, NULL, 'J'},
 						 {"dry-run", no_argument, NULL, 'n'},
 						 {"json", no_argument, NULL, 'j'},
 						 {"yes", no_argument, NULL, 'y'},
@@ -830,6 +854,10 @@ int hm_cmd_up(int argc, char **argv)
 			break;
 		case 'T':
 			if (parse_int(optarg, "--stop-timeout", &o.stop_timeout) != 0)
+				return HM_EXIT_USAGE;
+			break;
+		case 'J':
+			if (parse_int(optarg, "--jobs", &o.jobs) != 0)
 				return HM_EXIT_USAGE;
 			break;
 		case 'n':

@@ -1,0 +1,86 @@
+/* The pure parts of the cross-major path: step names, the support rule, directory names,
+ * the estimate and the failure hook. */
+#include "major.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const ms_names[HM_MS__COUNT] = {
+	"",	      "api-stopped",  "dumped",	 "old-stopped", "snapshotted",
+	"restored", "cutting-over", "cut-over", "unified",	  "verified"};
+
+const char *hm_major_step_name(hm_major_step s)
+{
+	return s >= 0 && s < HM_MS__COUNT ? ms_names[s] : "unknown";
+}
+
+int hm_major_step_from_name(const char *name)
+{
+	for (int i = 0; name && i < HM_MS__COUNT; i++)
+		if (!strcmp(ms_names[i], name))
+			return i;
+	return -1;
+}
+
+int hm_major_supported(int old_major, int target_major, char *why, size_t whysz)
+{
+	char dummy[8];
+	if (!why) {
+		why = dummy;
+		whysz = sizeof dummy;
+	}
+	why[0] = '\0';
+	if (old_major == target_major)
+		return 0;
+	if (target_major != 17 && target_major != 18) {
+		snprintf(why, whysz, "the target PostgreSQL %d is not one the cross-major path supports (17, 18)",
+			 target_major);
+		return 0;
+	}
+	if (old_major > target_major) {
+		snprintf(why, whysz,
+			 "the data directory is PostgreSQL %d, newer than the target's %d: a cluster cannot "
+			 "go back to an older major",
+			 old_major, target_major);
+		return 0;
+	}
+	if (old_major < HM_MAJOR_OLDEST) {
+		snprintf(why, whysz, "PostgreSQL %d is older than %d, the oldest major the cross-major path supports",
+			 old_major, HM_MAJOR_OLDEST);
+		return 0;
+	}
+	return 1;
+}
+
+int hm_major_dir_names(const char *data_dir, int old_major, int new_major, char *new_dir, size_t new_sz,
+		       char *old_dir, size_t old_sz)
+{
+	size_t n = strlen(data_dir);
+	while (n > 1 && data_dir[n - 1] == '/')
+		n--;
+	if (n == 0 || (n == 1 && data_dir[0] == '/'))
+		return -1;
+	if (snprintf(new_dir, new_sz, "%.*s.pg%d-new", (int)n, data_dir, new_major) >= (int)new_sz ||
+	    snprintf(old_dir, old_sz, "%.*s.pg%d-old", (int)n, data_dir, old_major) >= (int)old_sz)
+		return -1;
+	return 0;
+}
+
+double hm_major_estimate_seconds(double bytes)
+{
+	if (bytes < 0)
+		bytes = 0;
+	double mb = bytes / 1e6;
+	/* dump + restore at ~40 MB/s each, index builds and analyze about as long again as the
+	 * restore, and ~20 s of fixed cost (containers, cluster initialisation, health) */
+	return 20.0 + mb / 40.0 * 3.0;
+}
+
+int hm_major_fail_point(const char *point, hm_error *err)
+{
+	const char *f = getenv("HIVE_MIGRATE_FAIL");
+	if (f && !strcmp(f, point))
+		return hm_error_set(err, HM_EXIT_IO, "injected failure at %s (HIVE_MIGRATE_FAIL)", point);
+	return 0;
+}

@@ -83,7 +83,7 @@ static int tool_failed(hm_error *err, const char *where)
 /* docker rm -f NAME, quietly (no such container is fine). */
 void hm_major_rm_worker(const char *name)
 {
-	char *argv[] = {"docker", "rm", "-f", "-t", "0", (char *)name, NULL};
+	char *argv[] = {"docker", "rm", "-f", (char *)name, NULL};
 	hm_proc_result r;
 	hm_error e;
 	if (hm_proc_run(argv, &r, &e) == 0)
@@ -561,8 +561,12 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 	char *v[] = {"vacuumdb", "-q", "-h", SOCK, "-U", su, "--all", "--analyze-in-stages", NULL};
 	if (wexec(m, v, "vacuumdb --analyze-in-stages", err) != 0)
 		goto cleanup;
-	char *s[] = {"pg_ctl", "-D", NEW_PGDATA, "-m", "fast", "-w", "-t", "120", "stop", NULL};
-	if (wexec(m, s, "stopping the new cluster (pg_ctl stop)", err) != 0)
+	/* the server is the worker's PID 1: SIGINT is its fast shutdown (checkpoint, "shut
+	 * down"), and the container ends with it */
+	char *k[] = {"docker", "kill", "--signal", "INT", name, NULL};
+	char *w[] = {"docker", "wait", name, NULL};
+	if (hm_proc_check(k, "stopping the new cluster (docker kill --signal INT)", NULL, err) != 0 ||
+	    hm_proc_check(w, "waiting for the new cluster to stop (docker wait)", NULL, err) != 0)
 		goto cleanup;
 	hm_major_rm_worker(name);
 	{

@@ -288,7 +288,9 @@ int hm_preflight_evaluate(const hm_preflight_facts *f, hm_preflight_report *r)
 	if (f->have_control)
 		if (eval_versions(f, r) || eval_sizes(f, r) || eval_state(f, r))
 			return -1;
-	if (f->have_stat && f->data_uid != f->target_uid)
+	/* across majors the old directory is never chowned: the new cluster is made as uid 1000 */
+	if (f->have_stat && f->data_uid != f->target_uid &&
+	    !(f->have_control && f->control.major != f->target_major))
 		if (hm_preflight_add(r, HM_SEV_WARNING, "owner-uid",
 				     "nothing to do: up changes the owner (chown -R); rollback "
 				     "changes it back",

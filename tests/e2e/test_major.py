@@ -1,0 +1,85 @@
+"""hive-migrate up across PostgreSQL majors, end to end on real containers: a PostgreSQL 15
+split stack (bookworm, pgvector built from trixie's source) with hive data (HNSW index,
+jsonb, several schemas), a second database and two more roles, moved onto the unified 17
+container. The old directory must stay byte for byte as its verified snapshot, the data
+must be equal, pgvector must work and the roles must keep their passwords. (No Debian suite
+reachable here ships PostgreSQL 16, the major users run: 15 stands in for it.)"""
+import json
+
+import psycopg
+import pytest
+
+from conftest import HM, run
+from major_helpers import (API_PORT, IMAGE, PG_PORT, READER_PASSWORD, UNIFIED, all_fingerprint,
+                           journal, new_building, new_stack, old_kept, remove_unified,
+                           snapshot_tree, tree, up)
+
+
+@pytest.fixture(scope="module")
+def stack(engine, tmp_path_factory):
+    s = new_stack(tmp_path_factory.mktemp("hj-major"))
+    yield s
+    remove_unified()
+    s.down()
+
+
+def test_check_reports_major_upgrade(stack):
+    res = run([HM, "check", "--stack", stack.path, "--profile", "agent", "--image", IMAGE, "--json"])
+    rep = json.loads(res.stdout)
+    codes = {p["code"]: p for p in rep["problems"]}
+    assert res.returncode == 10, res.stderr
+    assert rep["verdict"] == "warnings"
+    assert "major-upgrade" in codes and "major-mismatch" not in codes
+    assert codes["major-upgrade"]["severity"] == "warning"
+    assert "PostgreSQL 15" in codes["major-upgrade"]["message"]
+    assert "estimated downtime" in codes["major-upgrade"]["message"]
+    # the dry run shows the whole plan and changes nothing
+    res = up(stack, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "pg_dump -Fd" in res.stdout and ".pg15-old" in res.stdout, res.stdout
+    assert stack.api_healthy() and journal(stack) is None
+
+
+def test_up_across_majors(stack):
+    before = all_fingerprint(stack)
+    assert before["hive_agent:agno.knowledge_base"][0] > 0
+    assert before["hj_extra:notes.items"][0] == 500
+    res = up(stack, "--json")
+    assert res.returncode == 0, res.stderr[-6000:]
+    j = journal(stack)
+    assert j["status"] == "done" and j["cross_major"] == 1 and j["old_major"] == 15
+    # the canonical place holds the new 17 cluster; the old 15 directory is kept beside it
+    assert stack.pg_version() == "17"
+    kept = old_kept(stack)
+    assert (kept / "pgdata" / "PG_VERSION").read_text().strip() == "15"
+    assert not new_building(stack).exists()
+    # byte for byte the verified snapshot taken right after its clean stop, owner unchanged
+    assert tree(kept) == snapshot_tree(j["archive"])
+    assert kept.stat().st_uid == 999 and (kept / "pgdata").stat().st_uid == 999
+    # the dump is kept under STACK/.hive-migrate
+    assert (stack.path / ".hive-migrate" / "dump-agent" / "globals.sql").is_file()
+    # the unified container: healthy, same data, pgvector working, passwords kept
+    st = run(["docker", "inspect", "-f", "{{.State.Status}}", UNIFIED]).stdout.strip()
+    assert st == "running"
+    assert stack.api_healthy()
+    assert all_fingerprint(stack) == before
+    with stack.connect() as c:
+        assert c.execute("SHOW server_version_num").fetchone()[0].startswith("17")
+        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        near = c.execute("SELECT count(*) FROM (SELECT id FROM agno.knowledge_base ORDER BY "
+                         "embedding <=> (SELECT embedding FROM agno.knowledge_base LIMIT 1) "
+                         "LIMIT 5) x").fetchone()[0]
+        assert near == 5
+        idx = c.execute("SELECT count(*) FROM pg_indexes WHERE indexdef ILIKE '%USING hnsw%'").fetchone()[0]
+        assert idx >= 1
+    dsn = f"host=127.0.0.1 port={PG_PORT} dbname=hive_agent connect_timeout=5"
+    with psycopg.connect(dsn, user="hj_reader", password=READER_PASSWORD) as c:
+        assert c.execute("SELECT count(*) FROM agno.knowledge_base").fetchone()[0] > 0
+    with psycopg.connect(dsn.replace("hive_agent", "hj_extra"), user="hj_owner", password="owner-pw") as c:
+        assert c.execute("SELECT count(*) FROM notes.items WHERE emb <-> '[1,2,3]' < 1").fetchone()[0] == 1
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, user="hj_reader", password="wrong").close()
+    # a second up has nothing to do
+    res = up(stack)
+    assert res.returncode == 0 and "already migrated" in res.stderr
+    assert API_PORT

@@ -6,9 +6,9 @@
  * ISO, IntervalStyle postgres, extra_float_digits 1, bytea_output hex, lc_monetary C) are
  * fixed first, so the text form of a row, hence the digest, is the same on any server and
  * any major from 12 on (the text output of the built-in types and of pgvector has not
- * changed since): fingerprints are comparable across majors. Taken before the split stack stops and again on the
- * unified container: equal fingerprints mean every row arrived unchanged.
- * JSON form: {"databases":{"hive_agent":{"tables":{"agno.sessions":{"rows":3,"digest":"-12"}},
+ * changed since): fingerprints are comparable across majors. Taken before the split stack stops and again on
+ * the unified container: equal fingerprints mean every row arrived unchanged. JSON form:
+ * {"databases":{"hive_agent":{"tables":{"agno.sessions":{"rows":3,"digest":"-12"}},
  *             "extensions":{"vector":"0.8.0","plpgsql":"1.0"}}}, "total_rows":N} */
 #ifndef HM_FINGERPRINT_H
 #define HM_FINGERPRINT_H

@@ -2,13 +2,14 @@
  * the estimate and the failure hook. */
 #include "major.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const ms_names[HM_MS__COUNT] = {
-	"",	      "api-stopped",  "dumped",	 "old-stopped", "snapshotted",
-	"restored", "cutting-over", "cut-over", "unified",	  "verified"};
+	"",	    "api-stopped",  "dumped",	"old-stopped", "snapshotted",
+	"restored", "cutting-over", "cut-over", "unified",     "verified"};
 
 const char *hm_major_step_name(hm_major_step s)
 {
@@ -34,7 +35,8 @@ int hm_major_supported(int old_major, int target_major, char *why, size_t whysz)
 	if (old_major == target_major)
 		return 0;
 	if (target_major != 17 && target_major != 18) {
-		snprintf(why, whysz, "the target PostgreSQL %d is not one the cross-major path supports (17, 18)",
+		snprintf(why, whysz,
+			 "the target PostgreSQL %d is not one the cross-major path supports (17, 18)",
 			 target_major);
 		return 0;
 	}
@@ -46,7 +48,8 @@ int hm_major_supported(int old_major, int target_major, char *why, size_t whysz)
 		return 0;
 	}
 	if (old_major < HM_MAJOR_OLDEST) {
-		snprintf(why, whysz, "PostgreSQL %d is older than %d, the oldest major the cross-major path supports",
+		snprintf(why, whysz,
+			 "PostgreSQL %d is older than %d, the oldest major the cross-major path supports",
 			 old_major, HM_MAJOR_OLDEST);
 		return 0;
 	}
@@ -79,8 +82,38 @@ double hm_major_estimate_seconds(double bytes)
 
 int hm_major_fail_point(const char *point, hm_error *err)
 {
+	const char *pause = getenv("HIVE_MIGRATE_PAUSE");
+	if (pause && !strcmp(pause, point)) {
+		/* the test sees the process stopped (state T), changes the world, sends SIGCONT */
+		fprintf(stderr, "hive-migrate: test pause: SIGSTOP at %s\n", point);
+		fflush(stderr);
+		raise(SIGSTOP);
+	}
 	const char *f = getenv("HIVE_MIGRATE_FAIL");
 	if (f && !strcmp(f, point))
 		return hm_error_set(err, HM_EXIT_IO, "injected failure at %s (HIVE_MIGRATE_FAIL)", point);
 	return 0;
+}
+
+size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser, char *out)
+{
+	char plain[200], quoted[260];
+	size_t o = 0;
+	int np = snprintf(plain, sizeof plain, "CREATE ROLE %s;", superuser);
+	int nq = snprintf(quoted, sizeof quoted, "CREATE ROLE \"%s\";", superuser);
+	for (const char *line = in; line < in + len;) {
+		const char *nl = memchr(line, '\n', (size_t)(in + len - line));
+		size_t l = nl ? (size_t)(nl - line) : (size_t)(in + len - line);
+		int skip = (np > 0 && np < (int)sizeof plain && l == (size_t)np && !memcmp(line, plain, l)) ||
+			   (nq > 0 && nq < (int)sizeof quoted && l == (size_t)nq && !memcmp(line, quoted, l));
+		if (!skip) {
+			memcpy(out + o, line, l);
+			o += l;
+			if (nl)
+				out[o++] = '\n';
+		}
+		line += l + (nl ? 1 : 0);
+	}
+	out[o] = '\0';
+	return o;
 }

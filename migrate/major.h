@@ -55,9 +55,16 @@ int hm_major_dir_names(const char *data_dir, int old_major, int new_major, char 
  * restore at about 40 MB/s each, plus index builds and analyze; a planning figure. Pure. */
 double hm_major_estimate_seconds(double bytes);
 
+/* The output of pg_dumpall --globals-only (in, len bytes) without the line that creates
+ * the bootstrap superuser (initdb of the new cluster made it; the ALTER ROLE after it gives
+ * its attributes and password): written to out (len + 1 bytes), NUL-terminated; returns
+ * the length. Every other line is kept byte for byte. Pure. */
+size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser, char *out);
+
 /* Test hooks. HIVE_MIGRATE_FAULT=POINT kills the process at POINT (hm_fault_point);
  * HIVE_MIGRATE_FAIL=POINT makes the step at POINT fail with an error instead, so that the
- * automatic rollback runs. Returns -1 with err set when it fires, 0 otherwise. */
+ * automatic rollback runs; HIVE_MIGRATE_PAUSE=POINT stops the process (SIGSTOP) there until
+ * it gets SIGCONT (a test fills the disk meanwhile). -1 with err set when a failure fires. */
 int hm_major_fail_point(const char *point, hm_error *err);
 
 /* Run (or resume) the cross-major path from m->j (m->stack loaded, fingerprint taken,

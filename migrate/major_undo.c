@@ -30,7 +30,8 @@ static int split_confirm(hm_mig *m, hm_error *err)
 		return 0;
 	json_object *before = json_object_from_file(m->j.fingerprint_file), *after = NULL;
 	if (!before)
-		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"", m->j.fingerprint_file);
+		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"",
+				    m->j.fingerprint_file);
 	int rc = hm_fingerprint_take(&p, &after, err);
 	if (rc == 0 && hm_fingerprint_compare(before, after, err) != 0)
 		rc = hm_error_prefix(err, "the split stack's data differs from before the migration");
@@ -64,7 +65,8 @@ static int put_back(hm_mig *m, hm_error *err)
 		hm_error_set(err, HM_EXIT_ROLLBACK_FAILED,
 			     "%s holds PostgreSQL %d, not the old %d: the split stack is not started on it",
 			     m->stack.pgdata, major, j->old_major);
-		return hm_error_hint(err, "see docs/migration.md, \"Across PostgreSQL majors\", rolling back by hand");
+		return hm_error_hint(
+			err, "see docs/migration.md, \"Across PostgreSQL majors\", rolling back by hand");
 	}
 	return 0;
 }
@@ -85,8 +87,8 @@ int hm_major_rollback(hm_mig *m, hm_error *err)
 		if (j->step >= HM_STEP_UNIFIED_STARTING && j->template_file[0] && j->env_file[0] &&
 		    hm_major_exists(j->env_file)) {
 			hm_mig_log(m, "stopping the unified container %s", j->unified_container);
-			if (hm_compose_unified_down(j->template_file, j->unified_project, j->env_file, m->stop_timeout,
-						    err) != 0)
+			if (hm_compose_unified_down(j->template_file, j->unified_project, j->env_file,
+						    m->stop_timeout, err) != 0)
 				goto fail;
 		}
 		j->rb_step = HM_RB_UNIFIED_DOWN;

@@ -71,10 +71,12 @@ static int mark(hm_mig *m, hm_major_step s, hm_step generic, hm_error *err)
 /* A failed tool run: "No space left on device" becomes HM_EXIT_NO_SPACE with a hint. */
 static int tool_failed(hm_error *err, const char *where)
 {
-	if (strstr(err->message, "No space left on device") || strstr(err->message, "could not extend file")) {
+	if (strstr(err->message, "No space left on device") ||
+	    strstr(err->message, "could not extend file")) {
 		err->code = HM_EXIT_NO_SPACE;
-		hm_error_hint(err, "free disk space where %s lives (the dump and the new cluster need about twice "
-				   "the database size), then run up again",
+		hm_error_hint(err,
+			      "free disk space where %s lives (the dump and the new cluster need about twice "
+			      "the database size), then run up again",
 			      where);
 	}
 	return -1;
@@ -160,16 +162,19 @@ static int write_plan(hm_mig *m, hm_error *err)
 		return -1;
 	r = PQexec(c, "SELECT rolname FROM pg_roles WHERE oid = 10");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		hm_error_set(err, HM_EXIT_DATABASE, "cannot read the old cluster's superuser: %s", PQerrorMessage(c));
+		hm_error_set(err, HM_EXIT_DATABASE, "cannot read the old cluster's superuser: %s",
+			     PQerrorMessage(c));
 		goto cleanup;
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "superuser", json_object_new_string(PQgetvalue(r, 0, 0)));
 	PQclear(r);
-	r = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY "
-		      "datname = 'postgres' DESC, datname");
+	r = PQexec(c,
+		   "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY "
+		   "datname = 'postgres' DESC, datname");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		hm_error_set(err, HM_EXIT_DATABASE, "cannot list the old cluster's databases: %s", PQerrorMessage(c));
+		hm_error_set(err, HM_EXIT_DATABASE, "cannot list the old cluster's databases: %s",
+			     PQerrorMessage(c));
 		goto cleanup;
 	}
 	dbs = json_object_new_array();
@@ -229,9 +234,29 @@ static int dump_run(hm_mig *m, const char *env_file, const char *tool, char **ar
 	snprintf(vol, sizeof vol, "%s:/dump", m->j.dump_dir);
 	snprintf(port, sizeof port, "%d", m->stack.pg_port);
 	const char *host = m->stack.pg_host[0] ? m->stack.pg_host : "127.0.0.1";
-	char *pre[] = {"docker", "run",	 "--rm", "--name", name, "--network", "host", "--user", WORKER_UID,
-		       "--env-file", (char *)env_file, "-v", vol, "--entrypoint", (char *)tool, m->j.image,
-		       "-h", (char *)host, "-p", port, "-U", m->stack.db_user, "--no-password"};
+	char *pre[] = {"docker",
+		       "run",
+		       "--rm",
+		       "--name",
+		       name,
+		       "--network",
+		       "host",
+		       "--user",
+		       WORKER_UID,
+		       "--env-file",
+		       (char *)env_file,
+		       "-v",
+		       vol,
+		       "--entrypoint",
+		       (char *)tool,
+		       m->j.image,
+		       "-h",
+		       (char *)host,
+		       "-p",
+		       port,
+		       "-U",
+		       m->stack.db_user,
+		       "--no-password"};
 	for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
 		argv[n++] = pre[i];
 	for (int i = 0; args[i] && n < 46; i++)
@@ -251,13 +276,15 @@ static int dump(hm_mig *m, int jobs, hm_error *err)
 	int rc = -1;
 	double t0 = hm_progress_now();
 	if (strchr(m->j.dump_dir, ':'))
-		return hm_error_set(err, HM_EXIT_INPUT, "the dump directory \"%s\" holds a ':'", m->j.dump_dir);
+		return hm_error_set(err, HM_EXIT_INPUT, "the dump directory \"%s\" holds a ':'",
+				    m->j.dump_dir);
 	if (fresh_dir(m->j.dump_dir, err) != 0 || write_plan(m, err) != 0)
 		return -1;
 	snprintf(env_file, sizeof env_file, "%s/major-%s.env", m->state_dir, m->profile);
 	{
 		char *line = NULL;
-		if (asprintf(&line, "PGPASSWORD=%s\nPGDATABASE=%s\n", m->stack.db_password, m->stack.db_name) < 0)
+		if (asprintf(&line, "PGPASSWORD=%s\nPGDATABASE=%s\n", m->stack.db_password,
+			     m->stack.db_name) < 0)
 			return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 		int wrc = strchr(m->stack.db_password, '\n')
 				  ? hm_error_set(err, HM_EXIT_INPUT, "the database password holds a newline")
@@ -309,12 +336,14 @@ cleanup:
 static int stop_old(hm_mig *m, hm_error *err)
 {
 	hm_pg_control pc;
-	hm_mig_log(m, "stopping the old PostgreSQL %d (docker compose stop -t %d)", m->j.old_major, m->stop_timeout);
+	hm_mig_log(m, "stopping the old PostgreSQL %d (docker compose stop -t %d)", m->j.old_major,
+		   m->stop_timeout);
 	if (hm_compose_split_stop(&m->stack, m->stop_timeout, err) != 0 ||
 	    hm_pg_control_read(m->stack.pgdata, &pc, err) != 0)
 		return -1;
 	if (pc.state != HM_DB_SHUTDOWNED) {
-		hm_error_set(err, HM_EXIT_IO, "the old cluster in \"%s\" is \"%s\" after stopping, not \"shut down\"",
+		hm_error_set(err, HM_EXIT_IO,
+			     "the old cluster in \"%s\" is \"%s\" after stopping, not \"shut down\"",
 			     m->stack.pgdata, hm_db_state_name(pc.state));
 		return hm_error_hint(err, "start the split stack, let it recover, and run up again");
 	}
@@ -340,14 +369,16 @@ static int snapshot(hm_mig *m, const char *archive_dir, hm_error *err)
 		uuid_generate(u);
 		uuid_unparse_lower(u, j->backup_id);
 		snprintf(name, sizeof name, "%s.tar.zst", j->backup_id);
-		if (hm_mkdir_p(dir, 0700, err) != 0 || hm_path_join(j->archive, sizeof j->archive, dir, name, err) != 0 ||
+		if (hm_mkdir_p(dir, 0700, err) != 0 ||
+		    hm_path_join(j->archive, sizeof j->archive, dir, name, err) != 0 ||
 		    hm_mig_save(m, err) != 0)
 			return -1;
 	}
 	if (hm_major_exists(j->archive)) {
 		if (hm_archive_verify(j->archive, NULL, &st, err) == 0)
 			goto verified;
-		hm_mig_log(m, "the snapshot left by the interrupted run does not verify (%s): taking it again",
+		hm_mig_log(m,
+			   "the snapshot left by the interrupted run does not verify (%s): taking it again",
 			   err->message);
 		unlink(j->archive);
 	}
@@ -404,34 +435,19 @@ static int wexec(hm_mig *m, char **args, const char *what, hm_error *err)
  * ALTER ROLE that follows gives it its attributes and password). */
 static int filter_globals(const hm_mig *m, const char *su, hm_error *err)
 {
-	char in[PATH_MAX], outp[PATH_MAX], plain[200], quoted[260];
+	char in[PATH_MAX], outp[PATH_MAX];
 	char *buf = NULL;
 	size_t len;
 	snprintf(in, sizeof in, "%s/globals.sql", m->j.dump_dir);
 	snprintf(outp, sizeof outp, "%s/globals-restore.sql", m->j.dump_dir);
 	if (hm_read_file(in, 64u << 20, &buf, &len, err) != 0)
 		return -1;
-	snprintf(plain, sizeof plain, "CREATE ROLE %s;", su);
-	snprintf(quoted, sizeof quoted, "CREATE ROLE \"%s\";", su);
 	char *out = malloc(len + 1);
-	size_t o = 0;
 	if (!out) {
 		free(buf);
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 	}
-	for (char *line = buf; line < buf + len;) {
-		char *nl = memchr(line, '\n', (size_t)(buf + len - line));
-		size_t l = nl ? (size_t)(nl - line) : (size_t)(buf + len - line);
-		int skip = (l == strlen(plain) && !memcmp(line, plain, l)) ||
-			   (l == strlen(quoted) && !memcmp(line, quoted, l));
-		if (!skip) {
-			memcpy(out + o, line, l);
-			o += l;
-			if (nl)
-				out[o++] = '\n';
-		}
-		line += l + (nl ? 1 : 0);
-	}
+	size_t o = hm_major_filter_globals(buf, len, su, out);
 	int rc = hm_write_file_atomic(outp, out, o, 0644, err);
 	free(out);
 	free(buf);
@@ -444,7 +460,8 @@ static int wait_worker(hm_mig *m, const char *su, hm_error *err)
 	char name[200];
 	hm_major_worker_name(m, "restore", name, sizeof name);
 	double end = hm_progress_now() + m->health_timeout;
-	char *argv[] = {"docker", "exec", name, "pg_isready", "-q", "-h", SOCK, "-U", (char *)su, "-d", "postgres", NULL};
+	char *argv[] = {"docker", "exec", name,	      "pg_isready", "-q",	"-h",
+			SOCK,	  "-U",	  (char *)su, "-d",	    "postgres", NULL};
 	for (;;) {
 		hm_proc_result r;
 		if (hm_proc_run(argv, &r, err) != 0)
@@ -456,21 +473,22 @@ static int wait_worker(hm_mig *m, const char *su, hm_error *err)
 		char state[64] = "";
 		if (hm_docker_container_state(name, state, sizeof state, err) != 0)
 			return -1;
-		if (strcmp(state, "running") != 0 && strcmp(state, "created") != 0 && strcmp(state, "configured") != 0 &&
-		    strcmp(state, "initialized") != 0) {
+		if (strcmp(state, "running") != 0 && strcmp(state, "created") != 0 &&
+		    strcmp(state, "configured") != 0 && strcmp(state, "initialized") != 0) {
 			char *lg[] = {"docker", "logs", "--tail", "5", name, NULL};
 			hm_proc_result l;
 			hm_error e2;
 			char last[600] = "";
 			if (hm_proc_run(lg, &l, &e2) == 0) {
-				snprintf(last, sizeof last, "%s", l.errout && l.errout[0] ? l.errout : (l.out ? l.out : ""));
+				snprintf(last, sizeof last, "%s",
+					 l.errout && l.errout[0] ? l.errout : (l.out ? l.out : ""));
 				hm_proc_result_free(&l);
 			}
 			for (char *c = last; *c; c++)
 				if (*c == '\n')
 					*c = ' ';
-			hm_error_set(err, HM_EXIT_IO, "the new cluster's server (worker %s) ended (%s): %s", name,
-				     state[0] ? state : "gone", last);
+			hm_error_set(err, HM_EXIT_IO, "the new cluster's server (worker %s) ended (%s): %s",
+				     name, state[0] ? state : "gone", last);
 			return tool_failed(err, m->j.new_data_dir);
 		}
 		if (hm_progress_now() > end)
@@ -483,7 +501,8 @@ static int wait_worker(hm_mig *m, const char *su, hm_error *err)
 
 static const char *UPDATE_SQL =
 	"DO $$ DECLARE r record; BEGIN FOR r IN SELECT e.extname FROM pg_extension e JOIN "
-	"pg_available_extensions a ON a.name = e.extname WHERE a.default_version IS DISTINCT FROM e.extversion "
+	"pg_available_extensions a ON a.name = e.extname WHERE a.default_version IS DISTINCT FROM "
+	"e.extversion "
 	"LOOP EXECUTE format('ALTER EXTENSION %I UPDATE', r.extname); END LOOP; END $$";
 
 /* Step: initialise the new cluster beside the old directory and restore into it. */
@@ -509,14 +528,17 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 	/* initdb as the unified container initialises a cluster (UTF8, C.UTF-8, checksums, SCRAM
 	 * for TCP), with the old cluster's bootstrap superuser so its role keeps oid 10; then the
 	 * server on a private socket only (the worker has no network). */
-	const char *script = "set -e; mkdir -p " SOCK "; [ -s " NEW_PGDATA "/PG_VERSION ] || initdb -D " NEW_PGDATA
-			     " -U \"$1\" --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 "
-			     "--locale=C.UTF-8 --data-checksums >/dev/null; exec postgres -D " NEW_PGDATA
-			     " -c listen_addresses= -c unix_socket_directories=" SOCK
-			     " -c max_wal_size=4GB -c maintenance_work_mem=256MB -c checkpoint_timeout=30min";
-	char *run[] = {"docker", "run", "-d", "--name", name, "--network", "none", "--user", WORKER_UID,
-		       "--shm-size", "1g", "-v", vol1, "-v", vol2, "--entrypoint", "bash", m->j.image, "-c",
-		       (char *)script, "hm-init", su, NULL};
+	const char *script =
+		"set -e; mkdir -p " SOCK "; [ -s " NEW_PGDATA "/PG_VERSION ] || initdb -D " NEW_PGDATA
+		" -U \"$1\" --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 "
+		"--locale=C.UTF-8 --data-checksums >/dev/null; exec postgres -D " NEW_PGDATA
+		" -c listen_addresses= -c unix_socket_directories=" SOCK
+		" -c max_wal_size=4GB -c maintenance_work_mem=256MB -c checkpoint_timeout=30min";
+	char *run[] = {"docker",       "run",  "-d",	   "--name",   name,
+		       "--network",    "none", "--user",   WORKER_UID, "--shm-size",
+		       "1g",	       "-v",   vol1,	   "-v",       vol2,
+		       "--entrypoint", "bash", m->j.image, "-c",       (char *)script,
+		       "hm-init",      su,     NULL};
 	if (hm_proc_check(run, "starting the restore worker (docker run)", NULL, err) != 0)
 		goto cleanup;
 	if (wait_worker(m, su, err) != 0)
@@ -525,8 +547,8 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 		goto cleanup;
 	hm_fault_point("major:after:init");
 	hm_mig_log(m, "restoring the roles (passwords kept)");
-	char *g[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-U", su, "-d", "postgres", "-f",
-		     "/dump/globals-restore.sql", NULL};
+	char *g[] = {"psql", "-X", "-q",       "-v", "ON_ERROR_STOP=1",		  "-h", SOCK, "-U",
+		     su,     "-d", "postgres", "-f", "/dump/globals-restore.sql", NULL};
 	if (wexec(m, g, "restoring the globals (psql)", err) != 0)
 		goto cleanup;
 	snprintf(jarg, sizeof jarg, "%d", jobs);
@@ -537,8 +559,19 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 		snprintf(dir, sizeof dir, "/dump/db-%zu", i);
 		snprintf(what, sizeof what, "pg_restore of database \"%s\"", db);
 		hm_mig_log(m, "restoring database %s (pg_restore -j %d)", db, jobs);
-		char *a[] = {"pg_restore", "-h", SOCK, "-U", su, "-d", "postgres", "-j", jarg, "--exit-on-error",
-			     existing ? dir : "-C", existing ? NULL : dir, NULL};
+		char *a[] = {"pg_restore",
+			     "-h",
+			     SOCK,
+			     "-U",
+			     su,
+			     "-d",
+			     "postgres",
+			     "-j",
+			     jarg,
+			     "--exit-on-error",
+			     existing ? dir : "-C",
+			     existing ? NULL : dir,
+			     NULL};
 		if (wexec(m, a, what, err) != 0)
 			goto cleanup;
 		if (i == 0) {
@@ -552,8 +585,8 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 		char conn[512];
 		if (dbname_conninfo(db, conn, sizeof conn) != 0)
 			continue;
-		char *u[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-U", su, "-d", conn, "-c",
-			     (char *)UPDATE_SQL, NULL};
+		char *u[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",  "-h", SOCK, "-U",
+			     su,     "-d", conn, "-c", (char *)UPDATE_SQL, NULL};
 		if (wexec(m, u, "ALTER EXTENSION ... UPDATE (psql)", err) != 0)
 			goto cleanup;
 	}
@@ -576,7 +609,8 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 		if (hm_pg_control_read(pgdata, &pc, err) != 0)
 			goto cleanup;
 		if (pc.state != HM_DB_SHUTDOWNED) {
-			hm_error_set(err, HM_EXIT_IO, "the new cluster is \"%s\" after its stop, not \"shut down\"",
+			hm_error_set(err, HM_EXIT_IO,
+				     "the new cluster is \"%s\" after its stop, not \"shut down\"",
 				     hm_db_state_name(pc.state));
 			goto cleanup;
 		}
@@ -634,13 +668,15 @@ static int start_unified(hm_mig *m, const char *backup_password, hm_error *err)
 	hm_fault_point("major:after:unified-start");
 	if (hm_major_fail_point("major:after:unified-start", err) != 0)
 		return -1;
-	hm_pg_params p = {"127.0.0.1", j->pg_port, m->stack.db_user, m->stack.db_name, m->stack.db_password, 5};
+	hm_pg_params p = {"127.0.0.1",	    j->pg_port,		  m->stack.db_user,
+			  m->stack.db_name, m->stack.db_password, 5};
 	hm_mig_log(m, "waiting for the unified container to be healthy (up to %d s)", m->health_timeout);
 	if (hm_wait_healthy("the unified container", j->api_port, &p, m->health_timeout, err) != 0)
 		return -1;
 	hm_mig_log(m, "comparing the data with the fingerprint taken before the copy");
 	if (!(before = json_object_from_file(j->fingerprint_file)))
-		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"", j->fingerprint_file);
+		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"",
+				    j->fingerprint_file);
 	if (hm_fingerprint_take(&p, &after, err) == 0 &&
 	    hm_fingerprint_compare_ex(before, after, HM_FP_CROSS_MAJOR, err) == 0)
 		rc = 0;
@@ -656,7 +692,8 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 	hm_journal *j = &m->j;
 	int ms = hm_major_step_from_name(j->major_step);
 	if (ms < 0)
-		return hm_error_set(err, HM_EXIT_CORRUPT, "journal: unknown major_step \"%s\"", j->major_step);
+		return hm_error_set(err, HM_EXIT_CORRUPT, "journal: unknown major_step \"%s\"",
+				    j->major_step);
 	if (jobs < 1)
 		jobs = 1;
 	j->cross_major = 1;
@@ -686,7 +723,8 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 			argv[n++] = m->stack.pg_service;
 			argv[n] = NULL;
 			hm_mig_log(m, "starting the old PostgreSQL again for the dump");
-			if (hm_proc_check(argv, "starting the old database (docker compose up)", NULL, err) != 0 ||
+			if (hm_proc_check(argv, "starting the old database (docker compose up)", NULL, err) !=
+				    0 ||
 			    hm_wait_healthy("the old database", 0, &sp, m->health_timeout, err) != 0)
 				return -1;
 		}
@@ -708,7 +746,8 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 		ms = HM_MS_OLD_STOPPED;
 	}
 	if (ms < HM_MS_SNAPSHOTTED) {
-		if (snapshot(m, archive_dir, err) != 0 || mark(m, HM_MS_SNAPSHOTTED, HM_STEP_SNAPSHOTTED, err) != 0)
+		if (snapshot(m, archive_dir, err) != 0 ||
+		    mark(m, HM_MS_SNAPSHOTTED, HM_STEP_SNAPSHOTTED, err) != 0)
 			return -1;
 		hm_fault_point("major:after:snapshot");
 		if (hm_major_fail_point("major:after:snapshot", err) != 0)
@@ -751,17 +790,19 @@ int hm_major_up_setup(hm_mig *m, const hm_preflight_facts *f, hm_error *err)
 {
 	hm_journal *j = &m->j;
 	if (m->stack.data_volume[0]) {
-		hm_error_set(err, HM_EXIT_PREFLIGHT,
-			     "the data of %s is in the named volume \"%s\": the cross-major path keeps the old "
-			     "directory beside the new one and needs a bind mount",
-			     m->stack.pg_service, m->stack.data_volume);
-		return hm_error_hint(err, "bind-mount a host directory instead of the volume (copy the volume's "
-					  "files there with the stack stopped), then run up again");
+		hm_error_set(
+			err, HM_EXIT_PREFLIGHT,
+			"the data of %s is in the named volume \"%s\": the cross-major path keeps the old "
+			"directory beside the new one and needs a bind mount",
+			m->stack.pg_service, m->stack.data_volume);
+		return hm_error_hint(err,
+				     "bind-mount a host directory instead of the volume (copy the volume's "
+				     "files there with the stack stopped), then run up again");
 	}
 	j->cross_major = 1;
 	j->old_major = (int)f->control.major;
-	if (hm_major_dir_names(j->data_dir, j->old_major, f->target_major, j->new_data_dir, sizeof j->new_data_dir,
-			       j->old_data_dir, sizeof j->old_data_dir) != 0 ||
+	if (hm_major_dir_names(j->data_dir, j->old_major, f->target_major, j->new_data_dir,
+			       sizeof j->new_data_dir, j->old_data_dir, sizeof j->old_data_dir) != 0 ||
 	    snprintf(j->dump_dir, sizeof j->dump_dir, "%s/dump-%s", m->state_dir, m->profile) >=
 		    (int)sizeof j->dump_dir)
 		return hm_error_set(err, HM_EXIT_PREFLIGHT, "path too long: \"%s\"", j->data_dir);
@@ -781,18 +822,23 @@ void hm_major_print_plan(const hm_mig *m, const char *archive_dir, int jobs)
 	       m->profile, j->old_major, j->image);
 	printf("  1. preflight: passed with major-upgrade (data %s)\n", m->stack.pgdata);
 	printf("  2. stop the API containers; the old PostgreSQL keeps running; fingerprint every table\n");
-	printf("  3. pg_dumpall --globals-only and pg_dump -Fd -j %d of every database, run from %s, into %s\n",
+	printf("  3. pg_dumpall --globals-only and pg_dump -Fd -j %d of every database, run from %s, into "
+	       "%s\n",
 	       jobs, j->image, j->dump_dir);
-	printf("  4. stop the old PostgreSQL (docker compose stop -t %d), require \"shut down\"; snapshot %s into "
+	printf("  4. stop the old PostgreSQL (docker compose stop -t %d), require \"shut down\"; snapshot %s "
+	       "into "
 	       "%s/<uuid>.tar.zst, verify it\n",
 	       m->stop_timeout, j->data_dir, archive_dir ? archive_dir : "STACK/.hive-migrate/archives");
-	printf("  5. initdb the new cluster in %s; restore the globals, then every database (pg_restore -j %d); "
+	printf("  5. initdb the new cluster in %s; restore the globals, then every database (pg_restore -j "
+	       "%d); "
 	       "ALTER EXTENSION ... UPDATE; vacuumdb --analyze-in-stages\n",
 	       j->new_data_dir, jobs);
-	printf("  6. cut over: %s -> %s (kept unchanged), %s -> %s\n", j->data_dir, j->old_data_dir, j->new_data_dir,
-	       j->data_dir);
-	printf("  7. start %s (API port %d, PostgreSQL 127.0.0.1:%d); wait up to %d s for health; compare the "
+	printf("  6. cut over: %s -> %s (kept unchanged), %s -> %s\n", j->data_dir, j->old_data_dir,
+	       j->new_data_dir, j->data_dir);
+	printf("  7. start %s (API port %d, PostgreSQL 127.0.0.1:%d); wait up to %d s for health; compare "
+	       "the "
 	       "fingerprint\n",
 	       j->unified_container, j->api_port, j->pg_port, m->health_timeout);
-	printf("  8. on failure: put the old directory back, start the split stack, confirm its fingerprint\n");
+	printf("  8. on failure: put the old directory back, start the split stack, confirm its "
+	       "fingerprint\n");
 }

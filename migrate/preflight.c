@@ -193,6 +193,17 @@ static int eval_versions(const hm_preflight_facts *f, hm_preflight_report *r)
 			f->pg_version, c->major, c->pg_control_version, c->catalog_version_no);
 	if (c->major != f->target_major && hm_major_supported((int)c->major, f->target_major, NULL, 0))
 		return hm_pf_major_rules(f, r);
+	if (c->major > f->target_major) {
+		char hint[256];
+		snprintf(hint, sizeof hint,
+			 "use a unified image of PostgreSQL %d or later (--image, e.g. "
+			 "localhost/hive-unified:%d)",
+			 c->major, c->major);
+		return hm_preflight_add(r, HM_SEV_INCOMPATIBLE, "major-mismatch", hint,
+					"the data directory is PostgreSQL %d (catalog %u), newer than the "
+					"target's PostgreSQL %d: a cluster cannot go back to an older major",
+					c->major, c->catalog_version_no, f->target_major);
+	}
 	if (c->major != f->target_major) {
 		char hint[768], why[300];
 		hm_major_supported((int)c->major, f->target_major, why, sizeof why);

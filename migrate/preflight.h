@@ -153,7 +153,7 @@ typedef struct hm_preflight_report {
 	size_t n_databases;
 	hm_ext_info *extensions; /* when connected (facts.extensions points here) */
 	size_t n_extensions;
-	char server[256];	/* "host:port user@dbname" when connected, "" otherwise */
+	char server[256];	 /* "host:port user@dbname" when connected, "" otherwise */
 	char *target_extensions; /* owned copies behind facts.target_extensions/_locales */
 	char *target_locales;
 	struct hm_stack *stack; /* the split stack checked (password cleared), NULL without one */

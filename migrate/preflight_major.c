@@ -57,18 +57,19 @@ static void image_lists(const char *image, hm_preflight_report *r)
 	char *out = NULL, errline[256];
 	int status = -1;
 	hm_error err;
-	char *argv[] = {"docker",
-			"run",
-			"--rm",
-			"--network",
-			"none",
-			"--entrypoint",
-			"sh",
-			(char *)image,
-			"-c",
-			"for f in /usr/share/postgresql/*/extension/*.control; do b=${f##*/}; echo ${b%.control}; "
-			"done; echo ---; locale -a",
-			NULL};
+	char *argv[] = {
+		"docker",
+		"run",
+		"--rm",
+		"--network",
+		"none",
+		"--entrypoint",
+		"sh",
+		(char *)image,
+		"-c",
+		"for f in /usr/share/postgresql/*/extension/*.control; do b=${f##*/}; echo ${b%.control}; "
+		"done; echo ---; locale -a",
+		NULL};
 	if (hm_pf_run_capture(argv, &out, 1u << 20, &status, errline, sizeof errline, &err) != 0)
 		return;
 	char *sep = status == 0 && out ? strstr(out, "\n---\n") : NULL;
@@ -103,15 +104,18 @@ void hm_pf_major_gather(const hm_preflight_opts *o, const hm_pf_conn *c, hm_pref
 		snprintf(f->md5_role, sizeof f->md5_role, "%s", PQgetvalue(res, 0, 0));
 	}
 	PQclear(res);
-	res = PQexec(pc, "SELECT datname, datcollate, datctype FROM pg_database WHERE datallowconn ORDER BY 1");
+	res = PQexec(pc,
+		     "SELECT datname, datcollate, datctype FROM pg_database WHERE datallowconn ORDER BY 1");
 	if (f->target_locales && PQresultStatus(res) == PGRES_TUPLES_OK) {
 		for (int i = 0; i < PQntuples(res) && !f->locale_problem[0]; i++)
 			for (int k = 1; k <= 2; k++) {
 				const char *l = PQgetvalue(res, i, k);
-				if (!strcmp(l, "C") || !strcmp(l, "POSIX") || hm_pf_list_has(f->target_locales, l, 1))
+				if (!strcmp(l, "C") || !strcmp(l, "POSIX") ||
+				    hm_pf_list_has(f->target_locales, l, 1))
 					continue;
-				snprintf(f->locale_problem, sizeof f->locale_problem, "database \"%s\" has %s \"%s\"",
-					 PQgetvalue(res, i, 0), k == 1 ? "LC_COLLATE" : "LC_CTYPE", l);
+				snprintf(f->locale_problem, sizeof f->locale_problem,
+					 "database \"%s\" has %s \"%s\"", PQgetvalue(res, i, 0),
+					 k == 1 ? "LC_COLLATE" : "LC_CTYPE", l);
 				break;
 			}
 	}
@@ -122,25 +126,27 @@ void hm_pf_major_gather(const hm_preflight_opts *o, const hm_pf_conn *c, hm_pref
 int hm_pf_major_rules(const hm_preflight_facts *f, hm_preflight_report *r)
 {
 	double bytes = f->db_bytes ? (double)f->db_bytes : (double)f->data_bytes;
-	if (hm_preflight_add(r, HM_SEV_WARNING, "major-upgrade",
-			     "hive-migrate up does it (--dry-run shows the plan); see docs/migration.md, "
-			     "\"Across PostgreSQL majors\"",
-			     "the data directory is PostgreSQL %d, the target runs %d: up copies the data "
-			     "logically into a new cluster beside the old directory (pg_dumpall --globals-only, "
-			     "pg_dump -Fd, pg_restore, ALTER EXTENSION ... UPDATE, vacuumdb --analyze-in-stages) "
-			     "and keeps the old directory unchanged; estimated downtime %.0f s for %.1f MiB of "
-			     "databases",
-			     f->control.major, f->target_major, hm_major_estimate_seconds(bytes), bytes / 1048576.0))
+	if (hm_preflight_add(
+		    r, HM_SEV_WARNING, "major-upgrade",
+		    "hive-migrate up does it (--dry-run shows the plan); see docs/migration.md, "
+		    "\"Across PostgreSQL majors\"",
+		    "the data directory is PostgreSQL %d, the target runs %d: up copies the data "
+		    "logically into a new cluster beside the old directory (pg_dumpall --globals-only, "
+		    "pg_dump -Fd, pg_restore, ALTER EXTENSION ... UPDATE, vacuumdb --analyze-in-stages) "
+		    "and keeps the old directory unchanged; estimated downtime %.0f s for %.1f MiB of "
+		    "databases",
+		    f->control.major, f->target_major, hm_major_estimate_seconds(bytes), bytes / 1048576.0))
 		return -1;
 	for (size_t i = 0; f->target_extensions && i < f->n_extensions; i++) {
 		const hm_ext_info *e = &f->extensions[i];
 		if (hm_pf_list_has(f->target_extensions, e->name, 0))
 			continue;
-		if (hm_preflight_add(r, HM_SEV_INCOMPATIBLE, "extension-missing",
-				     "use a unified image that ships it, or DROP EXTENSION it in the old stack "
-				     "if it is not needed",
-				     "database \"%s\" uses extension %s %s, which the target image does not ship",
-				     e->database, e->name, e->version))
+		if (hm_preflight_add(
+			    r, HM_SEV_INCOMPATIBLE, "extension-missing",
+			    "use a unified image that ships it, or DROP EXTENSION it in the old stack "
+			    "if it is not needed",
+			    "database \"%s\" uses extension %s %s, which the target image does not ship",
+			    e->database, e->name, e->version))
 			return -1;
 	}
 	if (f->locale_problem[0] &&
@@ -160,12 +166,13 @@ int hm_pf_major_rules(const hm_preflight_facts *f, hm_preflight_report *r)
 	if (f->have_disk) {
 		double need = 2.0 * (double)f->data_bytes; /* the dump and the new cluster */
 		if ((double)f->free_bytes < need) {
-			if (hm_preflight_add(r, HM_SEV_INCOMPATIBLE, "low-disk-major",
-					     "free space: the dump and the new cluster each need up to the size "
-					     "of the data, the snapshot a part of it",
-					     "only %.1f MiB free at %s; the copy across majors needs about %.1f "
-					     "MiB (dump + new cluster) plus the snapshot",
-					     (double)f->free_bytes / 1048576.0, f->disk_path, need / 1048576.0))
+			if (hm_preflight_add(
+				    r, HM_SEV_INCOMPATIBLE, "low-disk-major",
+				    "free space: the dump and the new cluster each need up to the size "
+				    "of the data, the snapshot a part of it",
+				    "only %.1f MiB free at %s; the copy across majors needs about %.1f "
+				    "MiB (dump + new cluster) plus the snapshot",
+				    (double)f->free_bytes / 1048576.0, f->disk_path, need / 1048576.0))
 				return -1;
 		}
 	}

@@ -614,9 +614,10 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 			goto out;
 		hm_mig_log(&m, "finishing the interrupted rollback of the cross-major migration");
 		if (hm_major_rollback(&m, &err) == 0)
-			hm_error_set(&err, HM_EXIT_ROLLED_BACK,
-				     "the interrupted cross-major migration was rolled back: the split stack is "
-				     "healthy with its data unchanged");
+			hm_error_set(
+				&err, HM_EXIT_ROLLED_BACK,
+				"the interrupted cross-major migration was rolled back: the split stack is "
+				"healthy with its data unchanged");
 		goto out;
 	}
 	if (action == HM_RESUME_NEED_ROLLBACK) {
@@ -735,7 +736,8 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		hm_error_print(&cause, stderr);
 		snprintf(j->failure, sizeof j->failure, "step %s: %s", failed_step, cause.message);
 		hm_mig_log(&m, "migration failed at step \"%s\": rolling back", failed_step);
-		if ((j->cross_major ? hm_major_rollback(&m, &rberr) : hm_mig_rollback(&m, NULL, &rberr)) != 0) {
+		if ((j->cross_major ? hm_major_rollback(&m, &rberr) : hm_mig_rollback(&m, NULL, &rberr)) !=
+		    0) {
 			hm_error_set(&err, HM_EXIT_ROLLBACK_FAILED,
 				     "migration failed at step \"%s\" (%s), and the rollback failed too: %s",
 				     failed_step, cause.message, rberr.message);

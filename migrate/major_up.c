@@ -82,6 +82,26 @@ static int tool_failed(hm_error *err, const char *where)
 	return -1;
 }
 
+/* A tool that lost its server (e.g. a PANIC on a full disk) only says "server closed the
+ * connection": the server's own last lines say why. Appended to err when they tell of a
+ * full disk. */
+static void worker_cause(const char *name, hm_error *err)
+{
+	char *lg[] = {"docker", "logs", "--tail", "20", (char *)name, NULL};
+	hm_proc_result l;
+	hm_error e2;
+	if (hm_proc_run(lg, &l, &e2) != 0)
+		return;
+	const char *o = l.errout && strstr(l.errout, "No space left on device") ? l.errout
+			: l.out && strstr(l.out, "No space left on device")	? l.out
+										: NULL;
+	if (o) {
+		size_t n = strlen(err->message);
+		snprintf(err->message + n, sizeof err->message - n, " (the server: No space left on device)");
+	}
+	hm_proc_result_free(&l);
+}
+
 /* docker rm -f NAME, quietly (no such container is fine). */
 void hm_major_rm_worker(const char *name)
 {
@@ -426,8 +446,11 @@ static int wexec(hm_mig *m, char **args, const char *what, hm_error *err)
 	for (int i = 0; args[i] && n < 38; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	if (hm_proc_check(argv, what, NULL, err) != 0)
+	if (hm_proc_check(argv, what, NULL, err) != 0) {
+		if (!strstr(err->message, "No space left on device"))
+			worker_cause(name, err);
 		return tool_failed(err, m->j.new_data_dir);
+	}
 	return 0;
 }
 

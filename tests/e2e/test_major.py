@@ -9,10 +9,10 @@ import json
 import psycopg
 import pytest
 
-from conftest import HM, run
-from major_helpers import (API_PORT, IMAGE, PG_PORT, READER_PASSWORD, UNIFIED, all_fingerprint,
-                           journal, new_building, new_stack, old_kept, remove_unified,
-                           snapshot_tree, tree, up)
+from conftest import HM, ROOT, run
+from major_helpers import (API_PORT, EXIT_PREFLIGHT, IMAGE, PG_PORT, READER_PASSWORD, UNIFIED,
+                           all_fingerprint, docker, journal, new_building, new_stack, old_kept,
+                           remove_unified, snapshot_tree, tree, up)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,74 @@ def test_check_reports_major_upgrade(stack):
     assert res.returncode == 0, res.stderr
     assert "pg_dump -Fd" in res.stdout and ".pg15-old" in res.stdout, res.stdout
     assert stack.api_healthy() and journal(stack) is None
+
+
+def check_json(stack):
+    res = run([HM, "check", "--stack", stack.path, "--profile", "agent", "--image", IMAGE, "--json"])
+    return res.returncode, json.loads(res.stdout)
+
+
+def assert_refused(stack, code, needle):
+    """check says incompatible with code; up exits 37 naming it; nothing changed."""
+    before = all_fingerprint(stack)
+    rc, rep = check_json(stack)
+    assert rc == 11 and rep["verdict"] == "incompatible", rep
+    codes = {p["code"]: p for p in rep["problems"]}
+    assert code in codes and "major-upgrade" in codes, codes
+    assert needle in codes[code]["message"]
+    res = up(stack)
+    assert res.returncode == EXIT_PREFLIGHT, res.stderr[-3000:]
+    assert needle in res.stderr
+    assert journal(stack) is None
+    assert stack.api_healthy() and stack.pg_version() == "15"
+    assert all_fingerprint(stack) == before
+    assert not old_kept(stack).exists() and not new_building(stack).exists()
+
+
+def test_refuses_extension_the_target_lacks(stack):
+    ext = "/usr/share/postgresql/15/extension"
+    docker("exec", "-u", "root", stack.container(), "sh", "-c",
+           f"printf \"comment = 'test'\\ndefault_version = '1.0'\\nrelocatable = true\\n\" > {ext}/hj_fake.control && "
+           f"echo 'CREATE FUNCTION hj_fake() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;' > {ext}/hj_fake--1.0.sql",
+           check=True)
+    with stack.connect() as c:
+        c.execute("CREATE EXTENSION hj_fake")
+    try:
+        assert_refused(stack, "extension-missing", "hj_fake")
+    finally:
+        with stack.connect() as c:
+            c.execute("DROP EXTENSION hj_fake")
+
+
+def test_refuses_tablespace_outside(stack):
+    docker("exec", "-u", "root", stack.container(), "sh", "-c",
+           "mkdir -p /var/lib/postgresql/hj_ts && chown postgres:postgres /var/lib/postgresql/hj_ts",
+           check=True)
+    with stack.connect() as c:
+        c.execute("CREATE TABLESPACE hj_ts LOCATION '/var/lib/postgresql/hj_ts'")
+    try:
+        assert_refused(stack, "tablespace-outside", "tablespace")
+    finally:
+        with stack.connect() as c:
+            c.execute("DROP TABLESPACE hj_ts")
+
+
+def test_refuses_newer_major(engine):
+    """A PostgreSQL 18 directory cannot go onto the 17 image: refused with the way forward."""
+    res = run([HM, "check", "--data-dir", ROOT / "fixtures" / "pgdata" / "pg18", "--target-major", "17",
+               "--json"])
+    rep = json.loads(res.stdout)
+    codes = {p["code"]: p for p in rep["problems"]}
+    assert res.returncode == 11 and "major-mismatch" in codes and "major-upgrade" not in codes
+    assert "newer than the target" in codes["major-mismatch"]["message"]
+    assert "hive-unified:18" in codes["major-mismatch"]["hint"]
+    # a real PostgreSQL 15 directory: the 16-style case, a supported upgrade
+    res = run([HM, "check", "--data-dir", ROOT / "fixtures" / "pgdata" / "pg15", "--target-major", "17",
+               "--json"])
+    rep = json.loads(res.stdout)
+    assert rep["verdict"] == "warnings", rep
+    codes = [p["code"] for p in rep["problems"]]
+    assert "major-upgrade" in codes and set(codes) <= {"major-upgrade", "mode"}, codes  # sample is 0755
 
 
 def test_up_across_majors(stack):

@@ -1,8 +1,8 @@
 /* Rolling back the cross-major path (migrate/major.h). No archive restore is needed: the
  * old directory was never written after its clean stop, so putting it back is a rename.
- * Order: workers gone, unified container down, old directory back in its place (the new
- * cluster, a failed attempt, is moved aside first), then the failed new cluster and the
- * dump are removed, and the split stack must come back healthy with the fingerprint taken
+ * Order: workers gone, the dump removed (a copy; after a disk full it frees the space the
+ * rest needs), unified container down, old directory back in its place (the new cluster, a
+ * failed attempt, is moved aside first), then the failed new cluster is removed, and the split stack must come back healthy with the fingerprint taken
  * before the copy. Every step is journaled (rollback_step) and can be run again. */
 #include <errno.h>
 #include <json-c/json.h>
@@ -76,13 +76,17 @@ int hm_major_rollback(hm_mig *m, hm_error *err)
 	hm_journal *j = &m->j;
 	char name[200];
 	int rc = -1;
-	j->status = HM_JS_ROLLING_BACK;
-	if (hm_mig_save(m, err) != 0)
-		goto fail;
 	hm_major_worker_name(m, "dump", name, sizeof name);
 	hm_major_rm_worker(name);
 	hm_major_worker_name(m, "restore", name, sizeof name);
 	hm_major_rm_worker(name);
+	/* the dump first: after a disk full it is what frees the space the journal and the
+	 * old server need (it is a copy of data the old directory still holds) */
+	if (j->dump_dir[0] && hm_major_exists(j->dump_dir) && hm_rmtree(j->dump_dir, err) != 0)
+		goto fail;
+	j->status = HM_JS_ROLLING_BACK;
+	if (hm_mig_save(m, err) != 0)
+		goto fail;
 	if (j->rb_step < HM_RB_UNIFIED_DOWN) {
 		if (j->step >= HM_STEP_UNIFIED_STARTING && j->template_file[0] && j->env_file[0] &&
 		    hm_major_exists(j->env_file)) {
@@ -104,8 +108,6 @@ int hm_major_rollback(hm_mig *m, hm_error *err)
 	}
 	/* the failed attempt: the new cluster and the dump are copies, safe to remove */
 	if (j->new_data_dir[0] && hm_major_exists(j->new_data_dir) && hm_rmtree(j->new_data_dir, err) != 0)
-		goto fail;
-	if (j->dump_dir[0] && hm_major_exists(j->dump_dir) && hm_rmtree(j->dump_dir, err) != 0)
 		goto fail;
 	if (j->rb_step < HM_RB_SPLIT_STARTED) {
 		hm_mig_log(m, "starting the split stack again");

@@ -1,8 +1,10 @@
 """Disk full during `up` across PostgreSQL majors (15 -> 17), for real: the stack lives on a
-tmpfs sized so that the preflight passes, and the test fills it while up is held at a step
-(HIVE_MIGRATE_PAUSE: SIGSTOP there, SIGCONT from the test). The dump or the restore then
-hits "No space left on device"; up must roll back by itself (freeing the dump and the new
-cluster) and the split stack must come back on PostgreSQL 15 with exactly its data."""
+tmpfs sized so that the preflight passes, its state directory (STACK/.hive-migrate, where
+the dump goes) on a second one, and the test fills one of them while up is held at a step
+(HIVE_MIGRATE_PAUSE: SIGSTOP there, SIGCONT from the test): the state file system during
+the dump, the data's (where the new cluster is built) during the restore. The dump or the
+restore then hits "No space left on device"; up must roll back by itself (freeing the dump
+and the new cluster) and the split stack must come back on PostgreSQL 15 with its data."""
 import os
 import signal
 import subprocess
@@ -32,12 +34,17 @@ def stack(engine, tmp_path_factory):
         # room for the preflight's 2x (dump + new cluster) and the snapshot, not much more
         size = used + int(2.6 * data)
         subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
-        s.mnt = mnt
+        state = s.path / ".hive-migrate"
+        state.mkdir(mode=0o700, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m,mode=0700", "tmpfs", str(state)],
+                       check=True)
+        s.mnt = {"data": mnt, "state": state}
         yield s
     finally:
         remove_unified()
         if s is not None:
             s.down()
+            subprocess.run(["umount", "-l", str(s.path / ".hive-migrate")], check=False)
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
@@ -67,8 +74,8 @@ def fill_disk(mnt, leave=256 * 1024):
     return ballast
 
 
-@pytest.mark.parametrize("point", ["major:during:dump", "major:after:init"])
-def test_disk_full_rolls_back(stack, point):
+@pytest.mark.parametrize("point,fs", [("major:during:dump", "state"), ("major:after:init", "data")])
+def test_disk_full_rolls_back(stack, point, fs):
     env = dict(os.environ, HIVE_MIGRATE_PAUSE=point)
     env.setdefault("DOCKER_HOST", "unix:///run/podman/podman.sock")
     proc = subprocess.Popen([str(HM), "up", "--stack", str(stack.path), "--profile", "agent",
@@ -78,7 +85,7 @@ def test_disk_full_rolls_back(stack, point):
     try:
         wait_until(lambda: stopped(proc.pid) or proc.poll() is not None, 600, what=f"pause at {point}")
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        ballast = fill_disk(stack.mnt)
+        ballast = fill_disk(stack.mnt[fs])
         os.kill(proc.pid, signal.SIGCONT)
         out, err = proc.communicate(timeout=900)
     finally:

@@ -2,8 +2,9 @@
  * old directory was never written after its clean stop, so putting it back is a rename.
  * Order: workers gone, the dump removed (a copy; after a disk full it frees the space the
  * rest needs), unified container down, old directory back in its place (the new cluster, a
- * failed attempt, is moved aside first), then the failed new cluster is removed, and the split stack must come back healthy with the fingerprint taken
- * before the copy. Every step is journaled (rollback_step) and can be run again. */
+ * failed attempt, is moved aside first), then the failed new cluster is removed, and the
+ * split stack must come back healthy with the fingerprint taken before the copy. Every
+ * step is journaled (rollback_step) and can be run again. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>

@@ -557,7 +557,22 @@ static void summary(const hm_mig *m, const up_opts *o, int code, const hm_archiv
 		json_object_array_add(arr, s);
 	else
 		json_object_put(s);
-	if (code == 0 && !o->json) {
+	if (j->cross_major) {
+		json_object_object_add(s, "cross_major", json_object_new_boolean(1));
+		json_object_object_add(s, "old_major", json_object_new_int(j->old_major));
+		json_object_object_add(s, "old_data_dir", json_object_new_string(j->old_data_dir));
+		json_object_object_add(s, "dump_dir", json_object_new_string(j->dump_dir));
+	}
+	if (code == 0 && !o->json && j->cross_major)
+		fprintf(stderr,
+			"hive-migrate: [%s] migrated across majors: %s is healthy on API port %d, every "
+			"table "
+			"matches\n  downtime %.1f s; the old PostgreSQL %d directory is kept unchanged in "
+			"%s; "
+			"dump %s; snapshot %s\n",
+			m->profile, j->unified_container, j->api_port, downtime, j->old_major,
+			j->old_data_dir, j->dump_dir, j->archive);
+	else if (code == 0 && !o->json) {
 		char a[32], d[32];
 		fprintf(stderr,
 			"hive-migrate: [%s] migrated: %s is healthy on API port %d, every table matches\n"

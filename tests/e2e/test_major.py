@@ -24,6 +24,9 @@ def stack(engine, tmp_path_factory):
 
 
 def test_check_reports_major_upgrade(stack):
+    with stack.connect() as c:
+        c.execute("SET password_encryption = 'md5'")
+        c.execute("CREATE ROLE hj_md5 LOGIN PASSWORD 'old-style'")
     res = run([HM, "check", "--stack", stack.path, "--profile", "agent", "--image", IMAGE, "--json"])
     rep = json.loads(res.stdout)
     codes = {p["code"]: p for p in rep["problems"]}
@@ -33,10 +36,13 @@ def test_check_reports_major_upgrade(stack):
     assert codes["major-upgrade"]["severity"] == "warning"
     assert "PostgreSQL 15" in codes["major-upgrade"]["message"]
     assert "estimated downtime" in codes["major-upgrade"]["message"]
+    assert codes["md5-passwords"]["severity"] == "warning" and "hj_md5" in codes["md5-passwords"]["message"]
+    assert set(codes) <= {"major-upgrade", "md5-passwords", "server-running"}, codes
     # the dry run shows the whole plan and changes nothing
     res = up(stack, "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "pg_dump -Fd" in res.stdout and ".pg15-old" in res.stdout, res.stdout
+    assert "estimated downtime" in res.stdout
     assert stack.api_healthy() and journal(stack) is None
 
 
@@ -114,6 +120,9 @@ def test_up_across_majors(stack):
     assert before["hj_extra:notes.items"][0] == 500
     res = up(stack, "--json")
     assert res.returncode == 0, res.stderr[-6000:]
+    summ = json.loads(res.stdout)["profiles"][0]
+    assert summ["result"] == "migrated" and summ["cross_major"] is True and summ["old_major"] == 15
+    assert summ["old_data_dir"].endswith(".pg15-old") and summ["downtime_seconds"] > 0
     j = journal(stack)
     assert j["status"] == "done" and j["cross_major"] == 1 and j["old_major"] == 15
     # the canonical place holds the new 17 cluster; the old 15 directory is kept beside it

@@ -2,6 +2,7 @@
  * the estimate and the failure hook. */
 #include "major.h"
 
+#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,29 @@ double hm_major_estimate_seconds(double bytes)
 	return 20.0 + mb / 40.0 * 3.0;
 }
 
+/* Locale names as glibc compares them: the codeset part case-insensitive without '-'. */
+static void norm_locale(const char *in, char *out, size_t outsz)
+{
+	size_t n = 0;
+	int codeset = 0;
+	for (const char *p = in; *p && n + 1 < outsz; p++) {
+		if (*p == '.')
+			codeset = 1;
+		if (codeset && *p == '-')
+			continue;
+		out[n++] = codeset ? (char)tolower((unsigned char)*p) : *p;
+	}
+	out[n] = '\0';
+}
+
+int hm_major_locale_same(const char *a, const char *b)
+{
+	char x[256], y[256];
+	norm_locale(a, x, sizeof x);
+	norm_locale(b, y, sizeof y);
+	return !strcmp(x, y);
+}
+
 int hm_major_fail_point(const char *point, hm_error *err)
 {
 	const char *pause = getenv("HIVE_MIGRATE_PAUSE");
@@ -116,4 +140,45 @@ size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser
 	}
 	out[o] = '\0';
 	return o;
+}
+
+int hm_major_locale_map_add(char *map, size_t sz, const char *arg, hm_error *err)
+{
+	const char *eq = strchr(arg, '=');
+	size_t have = strlen(map), n = strlen(arg);
+	if (!eq || eq == arg || !eq[1] || strchr(eq + 1, '='))
+		return hm_error_set(err, HM_EXIT_USAGE,
+				    "--locale-map needs OLD=NEW (e.g. en_US.UTF-8=C.UTF-8), not \"%s\"", arg);
+	for (const char *p = arg; *p; p++)
+		if ((unsigned char)*p < 0x21 || *p == 0x7f || *p == '\'' || *p == '"' || *p == '\\')
+			return hm_error_set(
+				err, HM_EXIT_USAGE,
+				"--locale-map: \"%s\" holds a space, a quote or a control character", arg);
+	if (n > 120 || have + n + 2 > sz)
+		return hm_error_set(err, HM_EXIT_USAGE, "--locale-map: too many or too long mappings");
+	memcpy(map + have, arg, n);
+	map[have + n] = '\n';
+	map[have + n + 1] = '\0';
+	return 0;
+}
+
+int hm_major_locale_map_lookup(const char *map, const char *old, char *out, size_t outsz)
+{
+	if (!map || !old)
+		return 0;
+	for (const char *p = map; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		const char *eq = memchr(p, '=', l);
+		if (eq) {
+			char key[128];
+			snprintf(key, sizeof key, "%.*s", (int)(eq - p < 127 ? eq - p : 127), p);
+			if (hm_major_locale_same(key, old)) {
+				snprintf(out, outsz, "%.*s", (int)(l - (size_t)(eq + 1 - p)), eq + 1);
+				return 1;
+			}
+		}
+		p += l + (nl ? 1 : 0);
+	}
+	return 0;
 }

@@ -61,6 +61,15 @@ double hm_major_estimate_seconds(double bytes);
  * the length. Every other line is kept byte for byte. Pure. */
 size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser, char *out);
 
+/* --locale-map OLD=NEW (repeatable): the map is text, one "OLD=NEW\n" line per mapping.
+ * add: validate arg (both sides non-empty, printable, no '=' in OLD, no newline) and append
+ * it to map (sz bytes, NUL-terminated); 0, or -1 with err (HM_EXIT_USAGE). lookup: the NEW
+ * of OLD (locale names compared as glibc does: "en_US.UTF-8" = "en_US.utf8") into out, 1
+ * when mapped, 0 when not. Pure. */
+int hm_major_locale_same(const char *a, const char *b);
+int hm_major_locale_map_add(char *map, size_t sz, const char *arg, hm_error *err);
+int hm_major_locale_map_lookup(const char *map, const char *old, char *out, size_t outsz);
+
 /* Test hooks. HIVE_MIGRATE_FAULT=POINT kills the process at POINT (hm_fault_point);
  * HIVE_MIGRATE_FAIL=POINT makes the step at POINT fail with an error instead, so that the
  * automatic rollback runs; HIVE_MIGRATE_PAUSE=POINT stops the process (SIGSTOP) there until
@@ -69,9 +78,11 @@ int hm_major_fail_point(const char *point, hm_error *err);
 
 /* Run (or resume) the cross-major path from m->j (m->stack loaded, fingerprint taken,
  * j.cross_major set): steps 3..8 of up for this path. backup_password as for the unified
- * env file. 0 migrated, -1 with err (the caller rolls back with hm_major_rollback). */
+ * env file. locale_map: --locale-map lines (NULL none): a database whose LC_COLLATE or
+ * LC_CTYPE is mapped is created with the new locale and restored without --create. 0
+ * migrated, -1 with err (the caller rolls back with hm_major_rollback). */
 int hm_major_forward(struct hm_mig *m, const char *archive_dir, const char *backup_password, int jobs,
-		     hm_error *err);
+		     const char *locale_map, hm_error *err);
 
 /* Called by up's preflight when it reported "major-upgrade": record the cross-major run in
  * the journal (cross_major, old_major, the directories beside the data directory, the

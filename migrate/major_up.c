@@ -10,6 +10,7 @@
  * worker reaches the old server through the host's network on its published port with the
  * stack's credentials (PGPASSWORD in a 0600 --env-file, never on argv); the restore worker
  * has no network at all and is reached with docker exec over its unix socket. */
+#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -171,7 +172,7 @@ static int fingerprint_now(hm_mig *m, hm_error *err)
 
 /* The dump's plan: the old cluster's bootstrap superuser and its databases, asked of the
  * old server and kept in DUMP/plan.json (the restore reads it, the old server is gone). */
-static int write_plan(hm_mig *m, hm_error *err)
+static int write_plan(hm_mig *m, const char *locale_map, hm_error *err)
 {
 	hm_pg_params sp = hm_mig_split_params(m);
 	PGconn *c = hm_pg_connect(&sp, err);
@@ -189,18 +190,33 @@ static int write_plan(hm_mig *m, hm_error *err)
 	o = json_object_new_object();
 	json_object_object_add(o, "superuser", json_object_new_string(PQgetvalue(r, 0, 0)));
 	PQclear(r);
-	r = PQexec(c,
-		   "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY "
-		   "datname = 'postgres' DESC, datname");
+	r = PQexec(c, "SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, "
+		      "datctype FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY "
+		      "datname = 'postgres' DESC, datname");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		hm_error_set(err, HM_EXIT_DATABASE, "cannot list the old cluster's databases: %s",
 			     PQerrorMessage(c));
 		goto cleanup;
 	}
 	dbs = json_object_new_array();
-	for (int i = 0; i < PQntuples(r); i++)
+	json_object *create = json_object_new_object();
+	for (int i = 0; i < PQntuples(r); i++) {
+		char coll[128], ctype[128];
 		json_object_array_add(dbs, json_object_new_string(PQgetvalue(r, i, 0)));
+		/* a database whose locale --locale-map replaces is created by the restore itself */
+		int mc = hm_major_locale_map_lookup(locale_map, PQgetvalue(r, i, 3), coll, sizeof coll);
+		int mt = hm_major_locale_map_lookup(locale_map, PQgetvalue(r, i, 4), ctype, sizeof ctype);
+		if (!mc && !mt)
+			continue;
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "owner", json_object_new_string(PQgetvalue(r, i, 1)));
+		json_object_object_add(d, "encoding", json_object_new_string(PQgetvalue(r, i, 2)));
+		json_object_object_add(d, "collate", json_object_new_string(mc ? coll : PQgetvalue(r, i, 3)));
+		json_object_object_add(d, "ctype", json_object_new_string(mt ? ctype : PQgetvalue(r, i, 4)));
+		json_object_object_add(create, PQgetvalue(r, i, 0), d);
+	}
 	json_object_object_add(o, "databases", dbs);
+	json_object_object_add(o, "create", create);
 	json_object_object_add(o, "old_major", json_object_new_int(m->j.old_major));
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/plan.json", m->j.dump_dir);
@@ -288,7 +304,7 @@ static int dump_run(hm_mig *m, const char *env_file, const char *tool, char **ar
 }
 
 /* Step: pg_dumpall --globals-only and pg_dump -Fd -j N of every database. */
-static int dump(hm_mig *m, int jobs, hm_error *err)
+static int dump(hm_mig *m, int jobs, const char *locale_map, hm_error *err)
 {
 	char env_file[PATH_MAX], jarg[16];
 	json_object *dbs = NULL;
@@ -298,7 +314,7 @@ static int dump(hm_mig *m, int jobs, hm_error *err)
 	if (strchr(m->j.dump_dir, ':'))
 		return hm_error_set(err, HM_EXIT_INPUT, "the dump directory \"%s\" holds a ':'",
 				    m->j.dump_dir);
-	if (fresh_dir(m->j.dump_dir, err) != 0 || write_plan(m, err) != 0)
+	if (fresh_dir(m->j.dump_dir, err) != 0 || write_plan(m, locale_map, err) != 0)
 		return -1;
 	snprintf(env_file, sizeof env_file, "%s/major-%s.env", m->state_dir, m->profile);
 	{
@@ -522,6 +538,59 @@ static int wait_worker(hm_mig *m, const char *su, hm_error *err)
 	}
 }
 
+/* SQL quoting: an identifier ("...", " doubled) or a literal ('...', ' doubled) appended to
+ * out. -1 when it does not fit. */
+static int sql_quote(char *out, size_t outsz, const char *s, char q)
+{
+	size_t n = strlen(out);
+	if (n + 2 >= outsz)
+		return -1;
+	out[n++] = q;
+	for (; *s; s++) {
+		if (n + 3 >= outsz)
+			return -1;
+		if (*s == q)
+			out[n++] = q;
+		out[n++] = *s;
+	}
+	out[n++] = q;
+	out[n] = '\0';
+	return 0;
+}
+
+/* Append a keyword to out; -1 when it does not fit. */
+static int sql_word(char *out, size_t outsz, const char *w)
+{
+	size_t n = strlen(out), l = strlen(w);
+	if (n + l + 1 > outsz)
+		return -1;
+	memcpy(out + n, w, l + 1);
+	return 0;
+}
+
+/* CREATE DATABASE for a database whose locale is mapped (plan.json "create"). */
+static int create_sql(const char *db, json_object *d, char *out, size_t outsz)
+{
+	json_object *v;
+	const char *owner = NULL, *enc = NULL, *coll = NULL, *ctype = NULL;
+	if (json_object_object_get_ex(d, "owner", &v))
+		owner = json_object_get_string(v);
+	if (json_object_object_get_ex(d, "encoding", &v))
+		enc = json_object_get_string(v);
+	if (json_object_object_get_ex(d, "collate", &v))
+		coll = json_object_get_string(v);
+	if (json_object_object_get_ex(d, "ctype", &v))
+		ctype = json_object_get_string(v);
+	if (!owner || !enc || !coll || !ctype)
+		return -1;
+	out[0] = '\0';
+	return sql_word(out, outsz, "CREATE DATABASE ") || sql_quote(out, outsz, db, '"') ||
+	       sql_word(out, outsz, " OWNER ") || sql_quote(out, outsz, owner, '"') ||
+	       sql_word(out, outsz, " TEMPLATE template0 ENCODING ") || sql_quote(out, outsz, enc, '\'') ||
+	       sql_word(out, outsz, " LC_COLLATE ") || sql_quote(out, outsz, coll, '\'') ||
+	       sql_word(out, outsz, " LC_CTYPE ") || sql_quote(out, outsz, ctype, '\'');
+}
+
 static const char *UPDATE_SQL =
 	"DO $$ DECLARE r record; BEGIN FOR r IN SELECT e.extname FROM pg_extension e JOIN "
 	"pg_available_extensions a ON a.name = e.extname WHERE a.default_version IS DISTINCT FROM "
@@ -537,8 +606,15 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 	double t0 = hm_progress_now();
 	hm_major_worker_name(m, "restore", name, sizeof name);
 	hm_major_rm_worker(name);
+	json_object *plan = NULL, *create = NULL;
 	if (hm_major_read_plan(m->j.dump_dir, su, sizeof su, &dbs, err) != 0)
 		return -1;
+	{
+		char pp[PATH_MAX];
+		snprintf(pp, sizeof pp, "%s/plan.json", m->j.dump_dir);
+		if ((plan = json_object_from_file(pp)))
+			json_object_object_get_ex(plan, "create", &create);
+	}
 	if (strchr(m->j.new_data_dir, ':')) {
 		hm_error_set(err, HM_EXIT_INPUT, "the directory \"%s\" holds a ':'", m->j.new_data_dir);
 		goto cleanup;
@@ -579,16 +655,39 @@ static int restore(hm_mig *m, int jobs, hm_error *err)
 		const char *db = json_object_get_string(json_object_array_get_idx(dbs, i));
 		char dir[64], what[300];
 		int existing = !strcmp(db, "postgres");
+		json_object *mapped = NULL;
+		char conn[512];
 		snprintf(dir, sizeof dir, "/dump/db-%zu", i);
+		if (dbname_conninfo(db, conn, sizeof conn) != 0) {
+			hm_error_set(err, HM_EXIT_INPUT, "database name too long");
+			goto cleanup;
+		}
+		if (create && json_object_object_get_ex(create, db, &mapped) && !existing) {
+			char sql[1200];
+			if (create_sql(db, mapped, sql, sizeof sql) != 0) {
+				hm_error_set(err, HM_EXIT_CORRUPT,
+					     "the dump's plan for database \"%s\" is unusable", db);
+				goto cleanup;
+			}
+			hm_mig_log(m, "creating database %s with the mapped locale (--locale-map)", db);
+			char *cr[] = {"psql",	  "-X", "-q", "-v", "ON_ERROR_STOP=1",
+				      "-h",	  SOCK, "-U", su,   "-d",
+				      "postgres", "-c", sql,  NULL};
+			if (wexec(m, cr, "CREATE DATABASE with the mapped locale (psql)", err) != 0)
+				goto cleanup;
+			existing = 1;
+		}
 		snprintf(what, sizeof what, "pg_restore of database \"%s\"", db);
 		hm_mig_log(m, "restoring database %s (pg_restore -j %d)", db, jobs);
+		/* -C recreates the database as it was (owner, encoding, locale, its grants and
+		 * settings); one that exists (postgres, or created above) is restored into */
 		char *a[] = {"pg_restore",
 			     "-h",
 			     SOCK,
 			     "-U",
 			     su,
 			     "-d",
-			     "postgres",
+			     existing ? conn : "postgres",
 			     "-j",
 			     jarg,
 			     "--exit-on-error",
@@ -644,6 +743,7 @@ cleanup:
 	if (rc != 0)
 		hm_major_rm_worker(name);
 	json_object_put(dbs);
+	json_object_put(plan);
 	return rc;
 }
 
@@ -710,7 +810,8 @@ static int start_unified(hm_mig *m, const char *backup_password, hm_error *err)
 	return rc;
 }
 
-int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_password, int jobs, hm_error *err)
+int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_password, int jobs,
+		     const char *locale_map, hm_error *err)
 {
 	hm_journal *j = &m->j;
 	int ms = hm_major_step_from_name(j->major_step);
@@ -751,7 +852,7 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 			    hm_wait_healthy("the old database", 0, &sp, m->health_timeout, err) != 0)
 				return -1;
 		}
-		if (fingerprint_now(m, err) != 0 || dump(m, jobs, err) != 0)
+		if (fingerprint_now(m, err) != 0 || dump(m, jobs, locale_map, err) != 0)
 			return -1;
 		if (mark(m, HM_MS_DUMPED, HM_STEP_STOPPING, err) != 0)
 			return -1;
@@ -837,9 +938,33 @@ int hm_major_up_setup(hm_mig *m, const hm_preflight_facts *f, hm_error *err)
 	return 0;
 }
 
+/* Bytes of regular files below dir (the estimate's input; an upper bound of the data). */
+static double tree_bytes(const char *dir)
+{
+	double total = 0;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char p[PATH_MAX];
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p || lstat(p, &st) != 0)
+			continue;
+		if (S_ISREG(st.st_mode))
+			total += (double)st.st_size;
+		else if (S_ISDIR(st.st_mode))
+			total += tree_bytes(p);
+	}
+	closedir(d);
+	return total;
+}
+
 void hm_major_print_plan(const hm_mig *m, const char *archive_dir, int jobs)
 {
 	const hm_journal *j = &m->j;
+	double bytes = tree_bytes(j->data_dir);
 	printf("plan for profile %s across PostgreSQL majors: %d -> the target of %s (dry run: nothing was "
 	       "changed)\n",
 	       m->profile, j->old_major, j->image);
@@ -864,4 +989,6 @@ void hm_major_print_plan(const hm_mig *m, const char *archive_dir, int jobs)
 	       j->unified_container, j->api_port, j->pg_port, m->health_timeout);
 	printf("  8. on failure: put the old directory back, start the split stack, confirm its "
 	       "fingerprint\n");
+	printf("  estimated downtime: %.0f s (from %.1f MiB in %s; the API is down from step 2 to 7)\n",
+	       hm_major_estimate_seconds(bytes), bytes / 1048576.0, j->data_dir);
 }

@@ -94,6 +94,8 @@ typedef struct hm_preflight_opts {
 	const struct hm_compose_project *compose;
 	const char *db_service;
 	const char *api_service;
+	/* --locale-map: "OLD=NEW\n" lines (hm_major_locale_map_add); NULL none */
+	const char *locale_map;
 } hm_preflight_opts;
 
 typedef struct hm_db_info {
@@ -138,6 +140,7 @@ typedef struct hm_preflight_facts {
 	const char *target_extensions;
 	const char *target_locales; /* `locale -a` of the target, NULL when unknown */
 	char locale_problem[256];   /* first database whose locale the target lacks ("" none) */
+	char locale_mapped[256];    /* first database whose locale --locale-map replaces ("" none) */
 	int n_md5_roles;
 	char md5_role[64]; /* the first of them */
 	uint64_t db_bytes;

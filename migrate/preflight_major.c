@@ -1,7 +1,6 @@
 /* The preflight of a change of PostgreSQL major (migrate/major.h): what the logical copy
  * needs, said before anything changes. Gathering asks the target image (its extensions and
  * locales) and the old server (password hashes, sizes); the rules are pure. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,42 +8,16 @@
 #include "major.h"
 #include "preflight_int.h"
 
-/* Normalised locale name: the codeset part lower case without '-' ("C.UTF-8" -> "c.utf8"). */
-static void norm_locale(const char *in, char *out, size_t outsz)
-{
-	size_t n = 0;
-	int codeset = 0;
-	for (const char *p = in; *p && n + 1 < outsz; p++) {
-		if (*p == '.')
-			codeset = 1;
-		if (codeset && *p == '-')
-			continue;
-		out[n++] = codeset ? (char)tolower((unsigned char)*p) : *p;
-	}
-	out[n] = '\0';
-	if (!strncmp(out, "C.", 2) || !strcmp(out, "C"))
-		out[0] = 'c';
-}
-
 int hm_pf_list_has(const char *list, const char *name, int locale)
 {
-	char want[256], have[256];
 	if (!list || !name)
 		return 0;
-	if (locale)
-		norm_locale(name, want, sizeof want);
-	else
-		snprintf(want, sizeof want, "%s", name);
 	for (const char *p = list; *p;) {
 		const char *nl = strchr(p, '\n');
 		size_t l = nl ? (size_t)(nl - p) : strlen(p);
 		char line[256];
 		snprintf(line, sizeof line, "%.*s", (int)(l < 255 ? l : 255), p);
-		if (locale)
-			norm_locale(line, have, sizeof have);
-		else
-			snprintf(have, sizeof have, "%s", line);
-		if (l < 255 && !strcmp(have, want))
+		if (l < 255 && (locale ? hm_major_locale_same(line, name) : !strcmp(line, name)))
 			return 1;
 		p += l + (nl ? 1 : 0);
 	}
@@ -83,6 +56,28 @@ static void image_lists(const char *image, hm_preflight_report *r)
 	free(out);
 }
 
+/* One database locale against the image's: fine, mapped by --locale-map (noted), or the
+ * problem (1). */
+static int check_locale(const hm_preflight_opts *o, hm_preflight_facts *f, const char *db, const char *what,
+			const char *l)
+{
+	char to[128] = "";
+	if (!strcmp(l, "C") || !strcmp(l, "POSIX") || hm_pf_list_has(f->target_locales, l, 1))
+		return 0;
+	int mapped = hm_major_locale_map_lookup(o->locale_map, l, to, sizeof to);
+	if (mapped &&
+	    (!strcmp(to, "C") || !strcmp(to, "POSIX") || hm_pf_list_has(f->target_locales, to, 1))) {
+		if (!f->locale_mapped[0])
+			snprintf(f->locale_mapped, sizeof f->locale_mapped,
+				 "database \"%s\": %s \"%s\" becomes \"%s\"", db, what, l, to);
+		return 0;
+	}
+	snprintf(f->locale_problem, sizeof f->locale_problem, "database \"%s\" has %s \"%s\"%s%s%s", db, what,
+		 l, mapped ? " (mapped to \"" : "", mapped ? to : "",
+		 mapped ? "\", which is missing too)" : "");
+	return 1;
+}
+
 void hm_pf_major_gather(const hm_preflight_opts *o, const hm_pf_conn *c, hm_preflight_report *r)
 {
 	hm_preflight_facts *f = &r->facts;
@@ -108,16 +103,10 @@ void hm_pf_major_gather(const hm_preflight_opts *o, const hm_pf_conn *c, hm_pref
 		     "SELECT datname, datcollate, datctype FROM pg_database WHERE datallowconn ORDER BY 1");
 	if (f->target_locales && PQresultStatus(res) == PGRES_TUPLES_OK) {
 		for (int i = 0; i < PQntuples(res) && !f->locale_problem[0]; i++)
-			for (int k = 1; k <= 2; k++) {
-				const char *l = PQgetvalue(res, i, k);
-				if (!strcmp(l, "C") || !strcmp(l, "POSIX") ||
-				    hm_pf_list_has(f->target_locales, l, 1))
-					continue;
-				snprintf(f->locale_problem, sizeof f->locale_problem,
-					 "database \"%s\" has %s \"%s\"", PQgetvalue(res, i, 0),
-					 k == 1 ? "LC_COLLATE" : "LC_CTYPE", l);
-				break;
-			}
+			for (int k = 1; k <= 2; k++)
+				if (check_locale(o, f, PQgetvalue(res, i, 0),
+						 k == 1 ? "LC_COLLATE" : "LC_CTYPE", PQgetvalue(res, i, k)))
+					break;
 	}
 	PQclear(res);
 	PQfinish(pc);
@@ -150,17 +139,28 @@ int hm_pf_major_rules(const hm_preflight_facts *f, hm_preflight_report *r)
 			return -1;
 	}
 	if (f->locale_problem[0] &&
-	    hm_preflight_add(r, HM_SEV_INCOMPATIBLE, "locale-missing",
-			     "add the locale to the unified image, or change the database to C.UTF-8 in the "
-			     "old stack before migrating",
-			     "%s, which the target image lacks", f->locale_problem))
+	    hm_preflight_add(
+		    r, HM_SEV_INCOMPATIBLE, "locale-missing",
+		    "map it to one the image has: up --locale-map OLD=NEW (e.g. en_US.UTF-8=C.UTF-8; "
+		    "text then sorts by the new locale), or add the locale to the unified image",
+		    "%s, which the target image lacks", f->locale_problem))
+		return -1;
+	if (f->locale_mapped[0] &&
+	    hm_preflight_add(
+		    r, HM_SEV_WARNING, "locale-mapped",
+		    "nothing to do if the new sort order is fine (the restore builds every index anew)",
+		    "%s (--locale-map): that database is created with the new locale and its objects "
+		    "restored into it (its own GRANTs, comment and ALTER DATABASE settings are not "
+		    "carried)",
+		    f->locale_mapped))
 		return -1;
 	if (f->n_md5_roles > 0 &&
 	    hm_preflight_add(r, HM_SEV_WARNING, "md5-passwords",
 			     "set the password again (ALTER ROLE ... PASSWORD) with password_encryption = "
 			     "scram-sha-256 after the migration",
-			     "%d role(s) have an md5 password hash (first: %s); they are carried over, but "
-			     "PostgreSQL 18 deprecates md5",
+			     "%d role(s) have an md5 password hash (first: %s); they are carried over as "
+			     "they are, but cannot log in over TCP where pg_hba asks for scram-sha-256 (the "
+			     "unified container does), and PostgreSQL 18 deprecates md5",
 			     f->n_md5_roles, f->md5_role))
 		return -1;
 	if (f->have_disk) {

@@ -50,7 +50,8 @@ typedef struct up_opts {
 	char *backup_password; /* read from backup_password_file (secret: never printed) */
 	int api_port, pg_port;
 	int health_timeout, stop_timeout;
-	int jobs; /* pg_dump -j / pg_restore -j across majors */
+	int jobs;	       /* pg_dump -j / pg_restore -j across majors */
+	char locale_map[1024]; /* --locale-map OLD=NEW lines (hm_major_locale_map_add) */
 	int dry_run, json, yes, quiet;
 } up_opts;
 
@@ -88,6 +89,8 @@ static void usage(FILE *f)
 		"  --stop-timeout S       seconds given to containers to stop (default 30)\n"
 		"  --jobs N               parallel jobs of pg_dump/pg_restore when the data directory\n"
 		"                         is an older PostgreSQL major than the image's (default 2)\n"
+		"  --locale-map OLD=NEW   across majors: create a database whose locale is OLD with\n"
+		"                         NEW instead (the image lacks OLD); repeatable\n"
 		"  --dry-run              print the plan and change nothing\n"
 		"  --json                 print the final summary as JSON on stdout\n"
 		"  --yes                  do not ask for confirmation on a terminal\n"
@@ -198,6 +201,7 @@ static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
 	po.dbname = m->stack.db_name;
 	po.password = m->stack.db_password;
 	po.stack = &m->stack;
+	po.locale_map = o->locale_map[0] ? o->locale_map : NULL;
 	memset(&r, 0, sizeof r);
 	int have = hm_docker_image_exists(m->j.image, err);
 	if (have < 0)
@@ -553,16 +557,16 @@ static void summary(const hm_mig *m, const up_opts *o, int code, const hm_archiv
 				       json_object_new_string(failed_step ? failed_step : ""));
 		json_object_object_add(s, "error", json_object_new_string(err->message));
 	}
-	if (arr)
-		json_object_array_add(arr, s);
-	else
-		json_object_put(s);
 	if (j->cross_major) {
 		json_object_object_add(s, "cross_major", json_object_new_boolean(1));
 		json_object_object_add(s, "old_major", json_object_new_int(j->old_major));
 		json_object_object_add(s, "old_data_dir", json_object_new_string(j->old_data_dir));
 		json_object_object_add(s, "dump_dir", json_object_new_string(j->dump_dir));
 	}
+	if (arr)
+		json_object_array_add(arr, s);
+	else
+		json_object_put(s);
 	if (code == 0 && !o->json && j->cross_major)
 		fprintf(stderr,
 			"hive-migrate: [%s] migrated across majors: %s is healthy on API port %d, every "
@@ -740,7 +744,8 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		hm_fault_point("after:fingerprint");
 	}
 
-	if (j->cross_major ? hm_major_forward(&m, o->archive_dir, o->backup_password, o->jobs, &err) == 0
+	if (j->cross_major ? hm_major_forward(&m, o->archive_dir, o->backup_password, o->jobs,
+					      o->locale_map[0] ? o->locale_map : NULL, &err) == 0
 			   : forward(&m, o, &ast, &times, &err) == 0)
 		goto out;
 
@@ -808,6 +813,7 @@ int hm_cmd_up(int argc, char **argv)
 						 {"health-timeout", required_argument, NULL, 'H'},
 						 {"stop-timeout", required_argument, NULL, 'T'},
 						 {"jobs", required_argument, NULL, 'J'},
+						 {"locale-map", required_argument, NULL, 'L'},
 						 {"dry-run", no_argument, NULL, 'n'},
 						 {"json", no_argument, NULL, 'j'},
 						 {"yes", no_argument, NULL, 'y'},
@@ -873,6 +879,14 @@ int hm_cmd_up(int argc, char **argv)
 			if (parse_int(optarg, "--stop-timeout", &o.stop_timeout) != 0)
 				return HM_EXIT_USAGE;
 			break;
+		case 'L': {
+			hm_error lerr = {0};
+			if (hm_major_locale_map_add(o.locale_map, sizeof o.locale_map, optarg, &lerr) != 0) {
+				hm_error_print(&lerr, stderr);
+				return HM_EXIT_USAGE;
+			}
+			break;
+		}
 		case 'J':
 			if (parse_int(optarg, "--jobs", &o.jobs) != 0)
 				return HM_EXIT_USAGE;

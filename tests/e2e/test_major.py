@@ -96,6 +96,31 @@ def test_refuses_tablespace_outside(stack):
             c.execute("DROP TABLESPACE hj_ts")
 
 
+def test_locale_the_target_lacks(stack):
+    """A database on en_US.UTF-8 (the unified image only has C.UTF-8): refused with the way
+    forward, accepted with --locale-map (the up test below migrates it mapped)."""
+    docker("exec", "-u", "root", stack.container(), "localedef", "-i", "en_US", "-f", "UTF-8", "en_US.UTF-8",
+           check=True)
+    stack.stop()   # glibc maps the locale archive once per process: restart the server
+    stack.up()
+    with stack.connect() as c:
+        c.execute("CREATE DATABASE hj_loc OWNER hj_owner TEMPLATE template0 ENCODING 'UTF8' "
+                  "LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8'")
+    dsn = stack.dsn().replace("dbname=hive_agent", "dbname=hj_loc")
+    with psycopg.connect(dsn, password=stack.password(), autocommit=True) as c:
+        c.execute("CREATE TABLE words (w text PRIMARY KEY)")
+        c.execute("INSERT INTO words VALUES ('apple'), ('Banana'), ('cherry'), ('\u00e9clair')")
+    assert_refused(stack, "locale-missing", "en_US.UTF-8")
+    res = run([HM, "check", "--stack", stack.path, "--profile", "agent", "--image", IMAGE, "--json",
+               "--locale-map", "en_US.UTF-8=C.UTF-8"])
+    rep = json.loads(res.stdout)
+    codes = {p["code"]: p for p in rep["problems"]}
+    assert res.returncode == 10 and "locale-missing" not in codes, rep
+    assert "C.UTF-8" in codes["locale-mapped"]["message"]
+    res = run([HM, "check", "--stack", stack.path, "--locale-map", "nonsense"])
+    assert res.returncode == 2 and "OLD=NEW" in res.stderr
+
+
 def test_refuses_newer_major(engine):
     """A PostgreSQL 18 directory cannot go onto the 17 image: refused with the way forward."""
     res = run([HM, "check", "--data-dir", ROOT / "fixtures" / "pgdata" / "pg18", "--target-major", "17",
@@ -118,7 +143,7 @@ def test_up_across_majors(stack):
     before = all_fingerprint(stack)
     assert before["hive_agent:agno.knowledge_base"][0] > 0
     assert before["hj_extra:notes.items"][0] == 500
-    res = up(stack, "--json")
+    res = up(stack, "--json", "--locale-map", "en_US.UTF-8=C.UTF-8")
     assert res.returncode == 0, res.stderr[-6000:]
     summ = json.loads(res.stdout)["profiles"][0]
     assert summ["result"] == "migrated" and summ["cross_major"] is True and summ["old_major"] == 15
@@ -154,6 +179,11 @@ def test_up_across_majors(stack):
         assert c.execute("SELECT count(*) FROM agno.knowledge_base").fetchone()[0] > 0
     with psycopg.connect(dsn.replace("hive_agent", "hj_extra"), user="hj_owner", password="owner-pw") as c:
         assert c.execute("SELECT count(*) FROM notes.items WHERE emb <-> '[1,2,3]' < 1").fetchone()[0] == 1
+    with psycopg.connect(dsn.replace("hive_agent", "hj_loc"), user="agent", password=stack.password()) as c:
+        assert c.execute("SELECT datcollate, datctype FROM pg_database WHERE datname = 'hj_loc'").fetchone() == (
+            "C.UTF-8", "C.UTF-8")
+        assert c.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'hj_loc'").fetchone()[0] == "hj_owner"
+        assert c.execute("SELECT count(*) FROM words").fetchone()[0] == 4
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, user="hj_reader", password="wrong").close()
     # a second up has nothing to do

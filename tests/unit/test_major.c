@@ -102,6 +102,32 @@ static void test_filter_globals(void **state)
 	assert_string_equal(out, "");
 }
 
+static void test_locale_map(void **state)
+{
+	(void)state;
+	char map[64] = "", out[32];
+	hm_error err = {0};
+	assert_int_equal(hm_major_locale_map_add(map, sizeof map, "en_US.UTF-8=C.UTF-8", &err), 0);
+	assert_int_equal(hm_major_locale_map_add(map, sizeof map, "de_DE.utf8=C", &err), 0);
+	assert_string_equal(map, "en_US.UTF-8=C.UTF-8\nde_DE.utf8=C\n");
+	assert_int_equal(hm_major_locale_map_lookup(map, "en_US.utf8", out, sizeof out), 1);
+	assert_string_equal(out, "C.UTF-8");
+	assert_int_equal(hm_major_locale_map_lookup(map, "de_DE.UTF-8", out, sizeof out), 1);
+	assert_string_equal(out, "C");
+	assert_int_equal(hm_major_locale_map_lookup(map, "fr_FR.UTF-8", out, sizeof out), 0);
+	assert_int_equal(hm_major_locale_map_lookup(NULL, "fr_FR.UTF-8", out, sizeof out), 0);
+	const char *bad[] = {"", "=", "a=", "=b", "a=b=c", "a b=c", "a=b'", "a=\"b\"", "a\\=b", "a=b\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(hm_major_locale_map_add(map, sizeof map, bad[i], &err), -1);
+		assert_int_equal(err.code, HM_EXIT_USAGE);
+	}
+	/* full */
+	assert_int_equal(hm_major_locale_map_add(map, sizeof map, "xx_XX.UTF-8=yy_YY.UTF-8-long-name", &err),
+			 -1);
+	assert_true(hm_major_locale_same("C.UTF-8", "C.utf8"));
+	assert_false(hm_major_locale_same("C.UTF-8", "en_US.UTF-8"));
+}
+
 static void test_fail_point(void **state)
 {
 	(void)state;
@@ -204,10 +230,15 @@ static void test_journal_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_supported),      cmocka_unit_test(test_steps),
-		cmocka_unit_test(test_dir_names),      cmocka_unit_test(test_estimate),
-		cmocka_unit_test(test_fail_point),     cmocka_unit_test(test_filter_globals),
-		cmocka_unit_test(test_lists),	       cmocka_unit_test(test_fingerprint_cross_major),
+		cmocka_unit_test(test_supported),
+		cmocka_unit_test(test_steps),
+		cmocka_unit_test(test_dir_names),
+		cmocka_unit_test(test_estimate),
+		cmocka_unit_test(test_fail_point),
+		cmocka_unit_test(test_filter_globals),
+		cmocka_unit_test(test_locale_map),
+		cmocka_unit_test(test_lists),
+		cmocka_unit_test(test_fingerprint_cross_major),
 		cmocka_unit_test(test_journal_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

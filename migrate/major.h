@@ -96,7 +96,9 @@ void hm_major_print_plan(const struct hm_mig *m, const char *archive_dir, int jo
 /* Undo a failed or interrupted cross-major run: remove the worker containers, stop the
  * unified container, put the old directory back in its place (untouched), remove the
  * failed new cluster and the dump, start the split stack and confirm its fingerprint.
- * Journaled; running it again completes it. 0, or -1 (HM_EXIT_ROLLBACK_FAILED). */
+ * Journaled; running it again completes it. Only for a run that did not complete: a
+ * completed one (status done) is refused (HM_EXIT_USAGE), since the unified container may
+ * hold writes since. 0, or -1 (HM_EXIT_ROLLBACK_FAILED). */
 int hm_major_rollback(struct hm_mig *m, hm_error *err);
 
 #endif

@@ -77,6 +77,15 @@ int hm_major_rollback(hm_mig *m, hm_error *err)
 	hm_journal *j = &m->j;
 	char name[200];
 	int rc = -1;
+	if (j->status == HM_JS_DONE || j->step == HM_STEP_DONE) {
+		/* the unified container may hold writes the old major cannot take back: never
+		 * remove its cluster here (rolling back a completed run is rollback's own) */
+		hm_error_set(err, HM_EXIT_USAGE,
+			     "the cross-major migration of profile %s is complete: its new cluster is not "
+			     "undone here",
+			     m->profile);
+		return hm_error_hint(err, "see docs/migration.md, \"Across PostgreSQL majors\"");
+	}
 	hm_major_worker_name(m, "dump", name, sizeof name);
 	hm_major_rm_worker(name);
 	hm_major_worker_name(m, "restore", name, sizeof name);

@@ -10,6 +10,7 @@
 #include "../cli/commands.h"
 #include "../common/exitcode.h"
 #include "../common/pgconn.h"
+#include "major.h"
 #include "preflight.h"
 #include "stack_options.h"
 
@@ -20,7 +21,10 @@ static void usage(FILE *f)
 		   "       hive-migrate check --compose-file FILE... [--profile agent|genie] [OPTIONS]\n"
 		   "       hive-migrate check --stack DIR --profile agent|genie [OPTIONS]\n\n"
 		   "Can the unified container run on this data directory? Reads PG_VERSION and\n"
-		   "global/pg_control (no server needed) and changes nothing.\n\n"
+		   "global/pg_control (no server needed) and changes nothing. An older PostgreSQL\n"
+		   "major (13 up to the target's) is reported as major-upgrade (verdict warnings) with\n"
+		   "the plan of up's copy across majors; with --image, its extensions and locales are\n"
+		   "checked against the old server's.\n\n"
 		   "options:\n"
 		   "  --data-dir DIR      the PostgreSQL data directory (PGDATA, holds PG_VERSION)\n"
 		   "  --stack DIR         the split stack's directory, with its compose file (finds the\n"
@@ -42,6 +46,8 @@ static void usage(FILE *f)
 		   "                      when a server runs on the directory or PGHOST/PGPORT/\n"
 		   "                      PGSERVICE is set\n"
 		   "  --no-live           never connect to a server (also with --stack)\n"
+		   "  --locale-map OLD=NEW  across majors: a database locale OLD the image lacks is\n"
+		   "                      fine when mapped to NEW, as up --locale-map does (repeatable)\n"
 		   "  --json              machine-readable report\n"
 		   "  -h, --help          this text\n\n"
 		   "exit codes: 0 compatible, 10 warnings, 11 incompatible, 12 error, 2 usage\n"
@@ -76,6 +82,7 @@ int hm_cmd_check(int argc, char **argv)
 		{"user", required_argument, NULL, 'U'},
 		{"dbname", required_argument, NULL, 'D'},
 		{"no-live", no_argument, NULL, 'n'},
+		{"locale-map", required_argument, NULL, 'L'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -84,6 +91,8 @@ int hm_cmd_check(int argc, char **argv)
 	hm_stack_options so = {0};
 	hm_compose_project proj;
 	int json = 0, c, major_given = 0;
+	static char locale_map[1024];
+	locale_map[0] = '\0';
 	long v;
 	hm_preflight_opts_init(&o);
 	optind = 0; /* getopt state is per process: reset for this argv */
@@ -125,6 +134,15 @@ int hm_cmd_check(int argc, char **argv)
 		case 'i':
 			o.image = optarg;
 			break;
+		case 'L': {
+			hm_error lerr = {0};
+			if (hm_major_locale_map_add(locale_map, sizeof locale_map, optarg, &lerr) != 0) {
+				hm_error_print(&lerr, stderr);
+				return HM_EXIT_USAGE;
+			}
+			o.locale_map = locale_map;
+			break;
+		}
 		case 'u':
 			if ((v = parse_num(optarg, INT_MAX)) < 0) {
 				fprintf(stderr,

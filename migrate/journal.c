@@ -148,6 +148,11 @@ int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
 	json_object_object_add(o, "live_step", json_object_new_string(hm_live_step_name(j->live_step)));
 	json_object_object_add(o, "safety_done", json_object_new_int(j->safety_done));
 	json_object_object_add(o, "cross_major", json_object_new_int(j->cross_major));
+	json_object_object_add(o, "major_step", json_object_new_string(j->major_step));
+	json_object_object_add(o, "old_major", json_object_new_int(j->old_major));
+	json_object_object_add(o, "new_data_dir", json_object_new_string(j->new_data_dir));
+	json_object_object_add(o, "old_data_dir", json_object_new_string(j->old_data_dir));
+	json_object_object_add(o, "dump_dir", json_object_new_string(j->dump_dir));
 	const char *s =
 		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	*out = s ? strdup(s) : NULL;
@@ -257,6 +262,28 @@ int hm_journal_decode(const char *json, const char *what, hm_journal *j, hm_erro
 		j->safety_done = json_object_get_int(v) ? 1 : 0;
 	if (json_object_object_get_ex(o, "cross_major", &v))
 		j->cross_major = json_object_get_int(v) ? 1 : 0;
+	if (json_object_object_get_ex(o, "old_major", &v))
+		j->old_major = json_object_get_int(v);
+	{
+		struct {
+			const char *key;
+			char *dst;
+			size_t sz;
+		} mf[] = {{"major_step", j->major_step, sizeof j->major_step},
+			  {"new_data_dir", j->new_data_dir, sizeof j->new_data_dir},
+			  {"old_data_dir", j->old_data_dir, sizeof j->old_data_dir},
+			  {"dump_dir", j->dump_dir, sizeof j->dump_dir}};
+		for (size_t i = 0; i < sizeof mf / sizeof mf[0]; i++) {
+			if (!json_object_object_get_ex(o, mf[i].key, &v))
+				continue;
+			if (!json_object_is_type(v, json_type_string) ||
+			    snprintf(mf[i].dst, mf[i].sz, "%s", json_object_get_string(v)) >= (int)mf[i].sz) {
+				hm_error_set(err, HM_EXIT_CORRUPT, "journal \"%s\": field %s too long", what,
+					     mf[i].key);
+				goto cleanup;
+			}
+		}
+	}
 	rc = 0;
 cleanup:
 	json_object_put(o);

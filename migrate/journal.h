@@ -122,6 +122,12 @@ typedef struct hm_journal {
 	char unified_stop_state[32];		 /* pg_control state after the unified stop ("" = not yet) */
 	char settings_dir[PATH_MAX];		 /* up's copies of the settings files (before/, after/) */
 	int cross_major; /* 1 when up went across PostgreSQL majors (old dir kept beside) */
+	/* The cross-major path (migrate/major.h), optional in the file ("" / 0 when absent). */
+	char major_step[32];	     /* its own progress: see hm_major_step in migrate/major.h */
+	int old_major;		     /* PostgreSQL major of the old data directory */
+	char new_data_dir[PATH_MAX]; /* the new cluster while it is built (beside data_dir) */
+	char old_data_dir[PATH_MAX]; /* where the old directory is kept after the cut-over */
+	char dump_dir[PATH_MAX];     /* the logical copy (STACK/.hive-migrate/dump-PROFILE) */
 } hm_journal;
 
 const char *hm_step_name(hm_step s);

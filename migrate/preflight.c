@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "../common/exitcode.h"
+#include "major.h"
+#include "preflight_int.h"
 
 /* Defaults of the unified image: the target PostgreSQL is built with default sizes. */
 #define TARGET_BLCKSZ 8192u
@@ -36,6 +38,8 @@ void hm_preflight_report_free(hm_preflight_report *report)
 	free(report->databases);
 	free(report->extensions);
 	free(report->stack);
+	free(report->target_extensions);
+	free(report->target_locales);
 	memset(report, 0, sizeof *report);
 }
 
@@ -187,8 +191,22 @@ static int eval_versions(const hm_preflight_facts *f, hm_preflight_report *r)
 			"PG_VERSION says %d but global/pg_control is a PostgreSQL %d control file "
 			"(control version %u, catalog %u)",
 			f->pg_version, c->major, c->pg_control_version, c->catalog_version_no);
+	if (c->major != f->target_major && hm_major_supported((int)c->major, f->target_major, NULL, 0))
+		return hm_pf_major_rules(f, r);
+	if (c->major > f->target_major) {
+		char hint[256];
+		snprintf(hint, sizeof hint,
+			 "use a unified image of PostgreSQL %d or later (--image, e.g. "
+			 "localhost/hive-unified:%d)",
+			 c->major, c->major);
+		return hm_preflight_add(r, HM_SEV_INCOMPATIBLE, "major-mismatch", hint,
+					"the data directory is PostgreSQL %d (catalog %u), newer than the "
+					"target's PostgreSQL %d: a cluster cannot go back to an older major",
+					c->major, c->catalog_version_no, f->target_major);
+	}
 	if (c->major != f->target_major) {
-		char hint[768];
+		char hint[768], why[300];
+		hm_major_supported((int)c->major, f->target_major, why, sizeof why);
 		snprintf(hint, sizeof hint,
 			 "ways forward: upgrade the data to %d with pg_upgrade (needs both the %d "
 			 "and the %d binaries), or dump with pg_dumpall and restore into a fresh %d "
@@ -196,8 +214,9 @@ static int eval_versions(const hm_preflight_facts *f, hm_preflight_report *r)
 			 f->target_major, c->major, f->target_major, f->target_major, c->major, c->major);
 		return hm_preflight_add(r, HM_SEV_INCOMPATIBLE, "major-mismatch", hint,
 					"major upgrade needed: the data directory is PostgreSQL %d "
-					"(catalog %u), the target runs PostgreSQL %d",
-					c->major, c->catalog_version_no, f->target_major);
+					"(catalog %u), the target runs PostgreSQL %d%s%s",
+					c->major, c->catalog_version_no, f->target_major, why[0] ? "; " : "",
+					why);
 	}
 	if (f->target_catalog && c->catalog_version_no != f->target_catalog)
 		return hm_preflight_add(
@@ -280,7 +299,9 @@ int hm_preflight_evaluate(const hm_preflight_facts *f, hm_preflight_report *r)
 	if (f->have_control)
 		if (eval_versions(f, r) || eval_sizes(f, r) || eval_state(f, r))
 			return -1;
-	if (f->have_stat && f->data_uid != f->target_uid)
+	/* across majors the old directory is never chowned: the new cluster is made as uid 1000 */
+	if (f->have_stat && f->data_uid != f->target_uid &&
+	    !(f->have_control && f->control.major != f->target_major))
 		if (hm_preflight_add(r, HM_SEV_WARNING, "owner-uid",
 				     "nothing to do: up changes the owner (chown -R); rollback "
 				     "changes it back",
@@ -342,7 +363,7 @@ int hm_preflight_evaluate(const hm_preflight_facts *f, hm_preflight_report *r)
 					     "%s the target ships",
 					     e->database, e->version, f->target_pgvector))
 				return -1;
-		} else if (c < 0) {
+		} else if (c < 0 && f->control.major == f->target_major) {
 			char hint[256];
 			snprintf(hint, sizeof hint,
 				 "after the migration run in database \"%s\": ALTER EXTENSION vector "

@@ -94,6 +94,8 @@ typedef struct hm_preflight_opts {
 	const struct hm_compose_project *compose;
 	const char *db_service;
 	const char *api_service;
+	/* --locale-map: "OLD=NEW\n" lines (hm_major_locale_map_add); NULL none */
+	const char *locale_map;
 } hm_preflight_opts;
 
 typedef struct hm_db_info {
@@ -131,6 +133,17 @@ typedef struct hm_preflight_facts {
 	char disk_path[512]; /* where free_bytes was measured */
 	const hm_ext_info *extensions;
 	size_t n_extensions;
+	/* For a change of major (preflight_major.c): the extensions the target can install
+	 * (newline-separated names, NULL when unknown: no --image), the databases' locales
+	 * against the target's, roles whose password is an md5 hash, the sum of the database
+	 * sizes. Filled only when connected / when the image could be read. */
+	const char *target_extensions;
+	const char *target_locales; /* `locale -a` of the target, NULL when unknown */
+	char locale_problem[256];   /* first database whose locale the target lacks ("" none) */
+	char locale_mapped[256];    /* first database whose locale --locale-map replaces ("" none) */
+	int n_md5_roles;
+	char md5_role[64]; /* the first of them */
+	uint64_t db_bytes;
 } hm_preflight_facts;
 
 typedef struct hm_preflight_report {
@@ -143,7 +156,9 @@ typedef struct hm_preflight_report {
 	size_t n_databases;
 	hm_ext_info *extensions; /* when connected (facts.extensions points here) */
 	size_t n_extensions;
-	char server[256];	/* "host:port user@dbname" when connected, "" otherwise */
+	char server[256];	 /* "host:port user@dbname" when connected, "" otherwise */
+	char *target_extensions; /* owned copies behind facts.target_extensions/_locales */
+	char *target_locales;
 	struct hm_stack *stack; /* the split stack checked (password cleared), NULL without one */
 } hm_preflight_report;
 

@@ -301,6 +301,8 @@ int hm_preflight_run(const hm_preflight_opts *o, hm_preflight_report *r, hm_erro
 	}
 	if (conn.have && !o->no_live)
 		live_checks(o, &conn, conn.explicit_conn, r, err);
+	if (f->have_control && (int)f->control.major != f->target_major)
+		hm_pf_major_gather(o, &conn, r);
 
 	if (hm_preflight_evaluate(f, r)) {
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory while evaluating the preflight");

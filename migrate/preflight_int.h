@@ -42,4 +42,17 @@ int hm_pf_image_target(const char *image, int *major, char *pgvector, size_t pgv
  * (err set) when it is another cluster than the data directory's (system identifier). */
 int hm_pf_live_collect(const hm_pf_conn *c, hm_preflight_report *r, hm_error *err);
 
+/* The rules of a supported change of major (preflight_major.c, pure): "major-upgrade"
+ * (warning, with the plan and the estimate), a missing extension, a locale the target lacks,
+ * md5 passwords, free disk for the dump and the new cluster. 0, or -1 on allocation failure. */
+int hm_pf_major_rules(const hm_preflight_facts *f, hm_preflight_report *r);
+
+/* Gather the facts those rules need (target extensions and locales from the image, md5
+ * roles and database sizes from the live server); best effort, nothing is refused here. */
+void hm_pf_major_gather(const hm_preflight_opts *o, const hm_pf_conn *c, hm_preflight_report *r);
+
+/* Is name a line of the newline-separated list? (locale names compared normalised:
+ * "C.UTF-8" = "C.utf8"). Pure. */
+int hm_pf_list_has(const char *list, const char *name, int locale);
+
 #endif

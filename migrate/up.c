@@ -23,6 +23,7 @@
 #include "compose.h"
 #include "fingerprint.h"
 #include "health.h"
+#include "major.h"
 #include "migration.h"
 #include "ownership.h"
 #include "preflight.h"
@@ -50,6 +51,8 @@ typedef struct up_opts {
 	char *backup_password; /* read from backup_password_file (secret: never printed) */
 	int api_port, pg_port;
 	int health_timeout, stop_timeout;
+	int jobs;	       /* pg_dump -j / pg_restore -j across majors */
+	char locale_map[1024]; /* --locale-map OLD=NEW lines (hm_major_locale_map_add) */
 	int dry_run, json, yes, quiet;
 } up_opts;
 
@@ -85,6 +88,10 @@ static void usage(FILE *f)
 		"                         unified container creates (for hive-migrate backup)\n"
 		"  --health-timeout S     seconds to wait for health (default 120)\n"
 		"  --stop-timeout S       seconds given to containers to stop (default 30)\n"
+		"  --jobs N               parallel jobs of pg_dump/pg_restore when the data directory\n"
+		"                         is an older PostgreSQL major than the image's (default 2)\n"
+		"  --locale-map OLD=NEW   across majors: create a database whose locale is OLD with\n"
+		"                         NEW instead (the image lacks OLD); repeatable\n"
 		"  --dry-run              print the plan and change nothing\n"
 		"  --json                 print the final summary as JSON on stdout\n"
 		"  --yes                  do not ask for confirmation on a terminal\n"
@@ -195,6 +202,7 @@ static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
 	po.dbname = m->stack.db_name;
 	po.password = m->stack.db_password;
 	po.stack = &m->stack;
+	po.locale_map = o->locale_map[0] ? o->locale_map : NULL;
 	memset(&r, 0, sizeof r);
 	int have = hm_docker_image_exists(m->j.image, err);
 	if (have < 0)
@@ -226,6 +234,8 @@ static int preflight(hm_mig *m, const up_opts *o, hm_error *err)
 	for (size_t i = 0; i < r.n_problems; i++)
 		if (strcmp(r.problems[i].code, "server-running") != 0)
 			hm_mig_log(m, "preflight warning: %s", r.problems[i].message);
+	if (hm_preflight_find(&r, "major-upgrade") && hm_major_up_setup(m, &r.facts, err) != 0)
+		goto cleanup;
 	if (m->j.api_port != m->stack.api_port && !hm_port_free("0.0.0.0", m->j.api_port)) {
 		hm_error_set(err, HM_EXIT_PREFLIGHT, "port %d for the unified API is already in use",
 			     m->j.api_port);
@@ -557,11 +567,26 @@ static void summary(const hm_mig *m, const up_opts *o, int code, const hm_archiv
 				       json_object_new_string(failed_step ? failed_step : ""));
 		json_object_object_add(s, "error", json_object_new_string(err->message));
 	}
+	if (j->cross_major) {
+		json_object_object_add(s, "cross_major", json_object_new_boolean(1));
+		json_object_object_add(s, "old_major", json_object_new_int(j->old_major));
+		json_object_object_add(s, "old_data_dir", json_object_new_string(j->old_data_dir));
+		json_object_object_add(s, "dump_dir", json_object_new_string(j->dump_dir));
+	}
 	if (arr)
 		json_object_array_add(arr, s);
 	else
 		json_object_put(s);
-	if (code == 0 && !o->json) {
+	if (code == 0 && !o->json && j->cross_major)
+		fprintf(stderr,
+			"hive-migrate: [%s] migrated across majors: %s is healthy on API port %d, every "
+			"table "
+			"matches\n  downtime %.1f s; the old PostgreSQL %d directory is kept unchanged in "
+			"%s; "
+			"dump %s; snapshot %s\n",
+			m->profile, j->unified_container, j->api_port, downtime, j->old_major,
+			j->old_data_dir, j->dump_dir, j->archive);
+	else if (code == 0 && !o->json) {
 		char a[32], d[32];
 		fprintf(stderr,
 			"hive-migrate: [%s] migrated: %s is healthy on API port %d, every table matches\n"
@@ -609,6 +634,19 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		if (!o->json)
 			fprintf(stderr, "hive-migrate: [%s] already migrated (journal %s); nothing to do\n",
 				profile, m.journal_path);
+		goto out;
+	}
+	if (action == HM_RESUME_NEED_ROLLBACK && old.cross_major && !o->dry_run) {
+		/* across majors the undo is up's own (no archive): finish it here */
+		*j = old;
+		if (hm_stack_load_project(&proj, &sel, &m.stack, &err) != 0)
+			goto out;
+		hm_mig_log(&m, "finishing the interrupted rollback of the cross-major migration");
+		if (hm_major_rollback(&m, &err) == 0)
+			hm_error_set(
+				&err, HM_EXIT_ROLLED_BACK,
+				"the interrupted cross-major migration was rolled back: the split stack is "
+				"healthy with its data unchanged");
 		goto out;
 	}
 	if (action == HM_RESUME_NEED_ROLLBACK) {
@@ -670,7 +708,10 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		if (preflight(&m, o, &err) != 0)
 			goto out;
 		if (o->dry_run) {
-			print_plan(&m, o);
+			if (j->cross_major)
+				hm_major_print_plan(&m, o->archive_dir, o->jobs);
+			else
+				print_plan(&m, o);
 			goto out;
 		}
 		if (!o->yes && isatty(0) && isatty(2)) {
@@ -713,7 +754,9 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		hm_fault_point("after:fingerprint");
 	}
 
-	if (forward(&m, o, &ast, &times, &err) == 0)
+	if (j->cross_major ? hm_major_forward(&m, o->archive_dir, o->backup_password, o->jobs,
+					      o->locale_map[0] ? o->locale_map : NULL, &err) == 0
+			   : forward(&m, o, &ast, &times, &err) == 0)
 		goto out;
 
 	/* failure after the split stack was (maybe) stopped: roll back */
@@ -723,7 +766,8 @@ static int up_profile(const up_opts *o, const char *profile, json_object *arr)
 		hm_error_print(&cause, stderr);
 		snprintf(j->failure, sizeof j->failure, "step %s: %s", failed_step, cause.message);
 		hm_mig_log(&m, "migration failed at step \"%s\": rolling back", failed_step);
-		if (hm_mig_rollback(&m, NULL, &rberr) != 0) {
+		if ((j->cross_major ? hm_major_rollback(&m, &rberr) : hm_mig_rollback(&m, NULL, &rberr)) !=
+		    0) {
 			hm_error_set(&err, HM_EXIT_ROLLBACK_FAILED,
 				     "migration failed at step \"%s\" (%s), and the rollback failed too: %s",
 				     failed_step, cause.message, rberr.message);
@@ -762,7 +806,8 @@ int hm_cmd_up(int argc, char **argv)
 	up_opts o = {.profile = "agent",
 		     .image = "localhost/hive-unified:17",
 		     .health_timeout = 120,
-		     .stop_timeout = 30};
+		     .stop_timeout = 30,
+		     .jobs = 2};
 	static const struct option longopts[] = {{"stack", required_argument, NULL, 's'},
 						 HM_STACK_LONGOPTS,
 						 {"profile", required_argument, NULL, 'p'},
@@ -777,6 +822,8 @@ int hm_cmd_up(int argc, char **argv)
 						 {"pg-port", required_argument, NULL, 'P'},
 						 {"health-timeout", required_argument, NULL, 'H'},
 						 {"stop-timeout", required_argument, NULL, 'T'},
+						 {"jobs", required_argument, NULL, 'J'},
+						 {"locale-map", required_argument, NULL, 'L'},
 						 {"dry-run", no_argument, NULL, 'n'},
 						 {"json", no_argument, NULL, 'j'},
 						 {"yes", no_argument, NULL, 'y'},
@@ -840,6 +887,18 @@ int hm_cmd_up(int argc, char **argv)
 			break;
 		case 'T':
 			if (parse_int(optarg, "--stop-timeout", &o.stop_timeout) != 0)
+				return HM_EXIT_USAGE;
+			break;
+		case 'L': {
+			hm_error lerr = {0};
+			if (hm_major_locale_map_add(o.locale_map, sizeof o.locale_map, optarg, &lerr) != 0) {
+				hm_error_print(&lerr, stderr);
+				return HM_EXIT_USAGE;
+			}
+			break;
+		}
+		case 'J':
+			if (parse_int(optarg, "--jobs", &o.jobs) != 0)
 				return HM_EXIT_USAGE;
 			break;
 		case 'n':

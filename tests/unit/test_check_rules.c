@@ -69,6 +69,16 @@ static void m_pg15(hm_preflight_facts *f)
 	f->pg_version = 15, f->control.major = 15, f->control.pg_control_version = 1300;
 	f->control.catalog_version_no = 202209061u;
 }
+static void m_pg18(hm_preflight_facts *f)
+{
+	f->pg_version = 18, f->control.major = 18, f->control.pg_control_version = 1800;
+	f->control.catalog_version_no = 202506291u;
+}
+static void m_pg12(hm_preflight_facts *f)
+{
+	f->pg_version = 12, f->control.major = 12, f->control.pg_control_version = 1201;
+	f->control.catalog_version_no = 201909212u;
+}
 static void m_target18(hm_preflight_facts *f)
 {
 	f->target_major = 18, f->target_catalog = 202506291u;
@@ -179,11 +189,73 @@ static void m_many(hm_preflight_facts *f)
 {
 	m_pg15(f), m_uid999(f), m_crashed(f);
 }
+static const hm_ext_info EXT_MISSING[] = {{"hive_agent", "vector", "0.8.0"},
+					  {"hive_agent", "postgis", "3.4.2"}};
+static void m_major_ext_missing(hm_preflight_facts *f)
+{
+	m_pg15(f);
+	f->extensions = EXT_MISSING, f->n_extensions = 2;
+	f->target_extensions = "plpgsql\nvector\npg_trgm\n";
+}
+static void m_major_ext_newer(hm_preflight_facts *f)
+{
+	m_pg15(f);
+	f->extensions = EXT_NEWER, f->n_extensions = 1;
+}
+static void m_major_ext_older(hm_preflight_facts *f)
+{
+	m_pg15(f);
+	f->extensions = EXT_OLDER, f->n_extensions = 2; /* updated by the new cluster: no warning */
+}
+static void m_major_locale(hm_preflight_facts *f)
+{
+	m_pg15(f);
+	snprintf(f->locale_problem, sizeof f->locale_problem,
+		 "database \"x\" has LC_COLLATE \"de_DE.UTF-8\"");
+}
+static void m_major_md5(hm_preflight_facts *f)
+{
+	m_pg15(f);
+	f->n_md5_roles = 2;
+	snprintf(f->md5_role, sizeof f->md5_role, "legacy");
+}
+static void m_major_disk(hm_preflight_facts *f)
+{
+	m_pg15(f);
+	f->free_bytes = f->data_bytes + (f->data_bytes / 2); /* enough for a snapshot, not the copy */
+}
+static void m_major_tablespace(hm_preflight_facts *f)
+{
+	m_pg15(f);
+	f->n_tablespaces_outside = 1;
+	snprintf(f->tablespace_outside, sizeof f->tablespace_outside, "/srv/ts");
+}
 
 static const scenario SCENARIOS[] = {
 	{"clean 17 -> 17", m_none, HM_VERDICT_COMPATIBLE, {NULL}},
-	{"15 -> 17", m_pg15, HM_VERDICT_INCOMPATIBLE, {"major-mismatch", NULL}},
-	{"17 -> 18", m_target18, HM_VERDICT_INCOMPATIBLE, {"major-mismatch", NULL}},
+	{"15 -> 17", m_pg15, HM_VERDICT_WARNINGS, {"major-upgrade", NULL}},
+	{"17 -> 18", m_target18, HM_VERDICT_WARNINGS, {"major-upgrade", NULL}},
+	{"18 -> 17 (newer)", m_pg18, HM_VERDICT_INCOMPATIBLE, {"major-mismatch", NULL}},
+	{"12 -> 17 (too old)", m_pg12, HM_VERDICT_INCOMPATIBLE, {"major-mismatch", NULL}},
+	{"15 -> 17, extension missing",
+	 m_major_ext_missing,
+	 HM_VERDICT_INCOMPATIBLE,
+	 {"major-upgrade", "extension-missing", NULL}},
+	{"15 -> 17, pgvector newer",
+	 m_major_ext_newer,
+	 HM_VERDICT_INCOMPATIBLE,
+	 {"major-upgrade", "extension-newer", NULL}},
+	{"15 -> 17, pgvector older", m_major_ext_older, HM_VERDICT_WARNINGS, {"major-upgrade", NULL}},
+	{"15 -> 17, locale",
+	 m_major_locale,
+	 HM_VERDICT_INCOMPATIBLE,
+	 {"major-upgrade", "locale-missing", NULL}},
+	{"15 -> 17, md5", m_major_md5, HM_VERDICT_WARNINGS, {"major-upgrade", "md5-passwords", NULL}},
+	{"15 -> 17, disk", m_major_disk, HM_VERDICT_INCOMPATIBLE, {"major-upgrade", "low-disk-major", NULL}},
+	{"15 -> 17, tablespace",
+	 m_major_tablespace,
+	 HM_VERDICT_INCOMPATIBLE,
+	 {"major-upgrade", "tablespace-outside", NULL}},
 	{"17 beta catalog", m_catalog, HM_VERDICT_INCOMPATIBLE, {"catalog-mismatch", NULL}},
 	{"PG_VERSION disagrees", m_pgversion, HM_VERDICT_ERROR, {"pg-version-mismatch", NULL}},
 	{"block size", m_blcksz, HM_VERDICT_INCOMPATIBLE, {"block-size", NULL}},
@@ -209,10 +281,7 @@ static const scenario SCENARIOS[] = {
 	{"pgvector older", m_ext_older, HM_VERDICT_WARNINGS, {"extension-older", NULL}},
 	{"pgvector, target unknown", m_ext_unknown_target, HM_VERDICT_COMPATIBLE, {NULL}},
 	{"no control data", m_no_control, HM_VERDICT_COMPATIBLE, {NULL}},
-	{"several at once",
-	 m_many,
-	 HM_VERDICT_INCOMPATIBLE,
-	 {"major-mismatch", "crashed", "owner-uid", NULL}},
+	{"several at once", m_many, HM_VERDICT_INCOMPATIBLE, {"major-upgrade", "crashed", NULL}},
 };
 
 static void test_scenarios(void **state)
@@ -252,16 +321,36 @@ static void test_messages(void **state)
 	hm_preflight_facts f = baseline();
 	hm_preflight_report r;
 	memset(&r, 0, sizeof r);
-	m_target18(&f);
-	m_uid999(&f);
+	m_pg18(&f);
 	m_crashed(&f);
 	assert_int_equal(hm_preflight_evaluate(&f, &r), 0);
 	const hm_problem *p = hm_preflight_find(&r, "major-mismatch");
 	assert_non_null(p);
+	assert_non_null(strstr(p->message, "newer than the target"));
+	assert_non_null(strstr(p->hint, "hive-unified:18"));
+	hm_preflight_report_free(&r);
+	f = baseline();
+	m_pg12(&f);
+	assert_int_equal(hm_preflight_evaluate(&f, &r), 0);
+	p = hm_preflight_find(&r, "major-mismatch");
+	assert_non_null(p);
 	assert_non_null(strstr(p->message, "major upgrade needed"));
-	assert_non_null(strstr(p->hint, "pg_upgrade"));
+	assert_non_null(strstr(p->message, "oldest major"));
 	assert_non_null(strstr(p->hint, "pg_dumpall"));
-	assert_non_null(strstr(p->hint, "PostgreSQL 17"));
+	hm_preflight_report_free(&r);
+	f = baseline();
+	m_pg15(&f);
+	assert_int_equal(hm_preflight_evaluate(&f, &r), 0);
+	p = hm_preflight_find(&r, "major-upgrade");
+	assert_non_null(p);
+	assert_int_equal(p->severity, HM_SEV_WARNING);
+	assert_non_null(strstr(p->message, "PostgreSQL 15"));
+	assert_non_null(strstr(p->message, "estimated downtime"));
+	hm_preflight_report_free(&r);
+	f = baseline();
+	m_uid999(&f);
+	m_crashed(&f);
+	assert_int_equal(hm_preflight_evaluate(&f, &r), 0);
 	p = hm_preflight_find(&r, "owner-uid");
 	assert_non_null(strstr(p->message, "999 -> 1000"));
 	assert_int_equal(p->severity, HM_SEV_WARNING);

@@ -1,0 +1,184 @@
+/* The pure parts of the cross-major path: step names, the support rule, directory names,
+ * the estimate and the failure hook. */
+#include "major.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const ms_names[HM_MS__COUNT] = {
+	"",	    "api-stopped",  "dumped",	"old-stopped", "snapshotted",
+	"restored", "cutting-over", "cut-over", "unified",     "verified"};
+
+const char *hm_major_step_name(hm_major_step s)
+{
+	return s >= 0 && s < HM_MS__COUNT ? ms_names[s] : "unknown";
+}
+
+int hm_major_step_from_name(const char *name)
+{
+	for (int i = 0; name && i < HM_MS__COUNT; i++)
+		if (!strcmp(ms_names[i], name))
+			return i;
+	return -1;
+}
+
+int hm_major_supported(int old_major, int target_major, char *why, size_t whysz)
+{
+	char dummy[8];
+	if (!why) {
+		why = dummy;
+		whysz = sizeof dummy;
+	}
+	why[0] = '\0';
+	if (old_major == target_major)
+		return 0;
+	if (target_major != 17 && target_major != 18) {
+		snprintf(why, whysz,
+			 "the target PostgreSQL %d is not one the cross-major path supports (17, 18)",
+			 target_major);
+		return 0;
+	}
+	if (old_major > target_major) {
+		snprintf(why, whysz,
+			 "the data directory is PostgreSQL %d, newer than the target's %d: a cluster cannot "
+			 "go back to an older major",
+			 old_major, target_major);
+		return 0;
+	}
+	if (old_major < HM_MAJOR_OLDEST) {
+		snprintf(why, whysz,
+			 "PostgreSQL %d is older than %d, the oldest major the cross-major path supports",
+			 old_major, HM_MAJOR_OLDEST);
+		return 0;
+	}
+	return 1;
+}
+
+int hm_major_dir_names(const char *data_dir, int old_major, int new_major, char *new_dir, size_t new_sz,
+		       char *old_dir, size_t old_sz)
+{
+	size_t n = strlen(data_dir);
+	while (n > 1 && data_dir[n - 1] == '/')
+		n--;
+	if (n == 0 || (n == 1 && data_dir[0] == '/'))
+		return -1;
+	if (snprintf(new_dir, new_sz, "%.*s.pg%d-new", (int)n, data_dir, new_major) >= (int)new_sz ||
+	    snprintf(old_dir, old_sz, "%.*s.pg%d-old", (int)n, data_dir, old_major) >= (int)old_sz)
+		return -1;
+	return 0;
+}
+
+double hm_major_estimate_seconds(double bytes)
+{
+	if (bytes < 0)
+		bytes = 0;
+	double mb = bytes / 1e6;
+	/* dump + restore at ~40 MB/s each, index builds and analyze about as long again as the
+	 * restore, and ~20 s of fixed cost (containers, cluster initialisation, health) */
+	return 20.0 + mb / 40.0 * 3.0;
+}
+
+/* Locale names as glibc compares them: the codeset part case-insensitive without '-'. */
+static void norm_locale(const char *in, char *out, size_t outsz)
+{
+	size_t n = 0;
+	int codeset = 0;
+	for (const char *p = in; *p && n + 1 < outsz; p++) {
+		if (*p == '.')
+			codeset = 1;
+		if (codeset && *p == '-')
+			continue;
+		out[n++] = codeset ? (char)tolower((unsigned char)*p) : *p;
+	}
+	out[n] = '\0';
+}
+
+int hm_major_locale_same(const char *a, const char *b)
+{
+	char x[256], y[256];
+	norm_locale(a, x, sizeof x);
+	norm_locale(b, y, sizeof y);
+	return !strcmp(x, y);
+}
+
+int hm_major_fail_point(const char *point, hm_error *err)
+{
+	const char *pause = getenv("HIVE_MIGRATE_PAUSE");
+	if (pause && !strcmp(pause, point)) {
+		/* the test sees the process stopped (state T), changes the world, sends SIGCONT */
+		fprintf(stderr, "hive-migrate: test pause: SIGSTOP at %s\n", point);
+		fflush(stderr);
+		raise(SIGSTOP);
+	}
+	const char *f = getenv("HIVE_MIGRATE_FAIL");
+	if (f && !strcmp(f, point))
+		return hm_error_set(err, HM_EXIT_IO, "injected failure at %s (HIVE_MIGRATE_FAIL)", point);
+	return 0;
+}
+
+size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser, char *out)
+{
+	char plain[200], quoted[260];
+	size_t o = 0;
+	int np = snprintf(plain, sizeof plain, "CREATE ROLE %s;", superuser);
+	int nq = snprintf(quoted, sizeof quoted, "CREATE ROLE \"%s\";", superuser);
+	for (const char *line = in; line < in + len;) {
+		const char *nl = memchr(line, '\n', (size_t)(in + len - line));
+		size_t l = nl ? (size_t)(nl - line) : (size_t)(in + len - line);
+		int skip = (np > 0 && np < (int)sizeof plain && l == (size_t)np && !memcmp(line, plain, l)) ||
+			   (nq > 0 && nq < (int)sizeof quoted && l == (size_t)nq && !memcmp(line, quoted, l));
+		if (!skip) {
+			memcpy(out + o, line, l);
+			o += l;
+			if (nl)
+				out[o++] = '\n';
+		}
+		line += l + (nl ? 1 : 0);
+	}
+	out[o] = '\0';
+	return o;
+}
+
+int hm_major_locale_map_add(char *map, size_t sz, const char *arg, hm_error *err)
+{
+	const char *eq = strchr(arg, '=');
+	size_t have = strlen(map), n = strlen(arg);
+	if (!eq || eq == arg || !eq[1] || strchr(eq + 1, '='))
+		return hm_error_set(err, HM_EXIT_USAGE,
+				    "--locale-map needs OLD=NEW (e.g. en_US.UTF-8=C.UTF-8), not \"%s\"", arg);
+	for (const char *p = arg; *p; p++)
+		if ((unsigned char)*p < 0x21 || *p == 0x7f || *p == '\'' || *p == '"' || *p == '\\')
+			return hm_error_set(
+				err, HM_EXIT_USAGE,
+				"--locale-map: \"%s\" holds a space, a quote or a control character", arg);
+	if (n > 120 || have + n + 2 > sz)
+		return hm_error_set(err, HM_EXIT_USAGE, "--locale-map: too many or too long mappings");
+	memcpy(map + have, arg, n);
+	map[have + n] = '\n';
+	map[have + n + 1] = '\0';
+	return 0;
+}
+
+int hm_major_locale_map_lookup(const char *map, const char *old, char *out, size_t outsz)
+{
+	if (!map || !old)
+		return 0;
+	for (const char *p = map; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		const char *eq = memchr(p, '=', l);
+		if (eq) {
+			char key[128];
+			snprintf(key, sizeof key, "%.*s", (int)(eq - p < 127 ? eq - p : 127), p);
+			if (hm_major_locale_same(key, old)) {
+				snprintf(out, outsz, "%.*s", (int)(l - (size_t)(eq + 1 - p)), eq + 1);
+				return 1;
+			}
+		}
+		p += l + (nl ? 1 : 0);
+	}
+	return 0;
+}

@@ -21,11 +21,14 @@
 #include "basebackup.h"
 #include "meta.h"
 #include "repo.h"
+#include "repo_cli.h"
+#include "repo_io.h"
 #include "tarout.h"
 
 /* The parsed command line. */
 typedef struct backup_args {
 	const char *repo;
+	hm_repo_cli rc; /* s3 connection and encryption options */
 	const char *profile;			       /* --profile NAME, or NULL */
 	const char *prof_host, *prof_port, *prof_user; /* what --profile selects */
 	const char *conninfo;			       /* -d/--dbname */
@@ -59,17 +62,21 @@ static const unsigned char tar_terminator_zst[] = {0x28, 0xb5, 0x2f, 0xfd, 0x60,
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hive-migrate backup --repo DIR [-d CONNINFO] [-h HOST] [-p PORT] [-U USER]\n"
+		"usage: hive-migrate backup --repo DIR|s3://BUCKET/PREFIX [-d CONNINFO] [-h HOST] [-p PORT]\n"
+		"                           [-U USER] [--encrypt-key-file FILE] [--s3-... options]\n"
 		"                           [--profile agent|genie] [--password-file FILE]\n"
 		"                           [--checksums crc32c|sha256] [--zstd-level N] "
 		"[--no-wait-archive]\n"
 		"                           [--quiet] [--json]\n"
-		"       hive-migrate backup --offline --data-dir DIR --repo DIR [--quiet] [--json]\n\n"
+		"       hive-migrate backup --offline --data-dir DIR --repo DIR|s3://BUCKET/PREFIX [--quiet] "
+		"[--json]\n\n"
 		"Online: a physical backup over PostgreSQL's replication protocol (BASE_BACKUP, WAL\n"
 		"included, server-side zstd, backup_manifest), streamed into one archive in the repository.\n"
 		"Offline: an archive of a stopped cluster's data directory (pg_control must say shut "
 		"down).\n\n"
-		"  --repo DIR            backup repository (created 0700 if missing)\n"
+		"  --repo DIR            backup repository (created 0700 if missing), or s3://BUCKET/PREFIX\n"
+		"                        (the bucket must exist; the archive is staged under $TMPDIR,\n"
+		"                        default /var/tmp, then uploaded; backup.json is written last)\n"
 		"  -d, --dbname CONNINFO a libpq connection string (\"host=/run/pg port=5433\") or URI\n"
 		"                        (postgresql://user@host:port/), as pg_basebackup -d\n"
 		"  -h, --host HOST       host name, address or Unix socket directory\n"
@@ -90,8 +97,9 @@ static void usage(FILE *f)
 		"Which server: each setting comes from the first of -h/-p/-U, then --dbname, then\n"
 		"--profile, then libpq's environment and defaults (PGSERVICE with pg_service.conf,\n"
 		"PGHOST, PGPORT, PGUSER, PGSSLMODE, ...; socket /var/run/postgresql, port 5432, the\n"
-		"login name). Without any of them, that is where pg_basebackup would connect.\n\n"
-		"exit codes: 0 ok, 2 usage, 33 locked (another run), 32 database, 43 backup failed; "
+		"login name). Without any of them, that is where pg_basebackup would connect.\n\n" HM_REPO_CLI_HELP
+		"\nexit codes: 0 ok, 2 usage, 33 locked (another run), 32 database, 43 backup failed, 25 "
+		"object store; "
 		"docs/exit-codes.md\n");
 }
 
@@ -188,6 +196,14 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 	s->progress.total = total;
 	if (done > s->progress.done)
 		hm_progress_add(&s->progress, done - s->progress.done);
+}
+
+/* Test hook: HIVE_BACKUP_FAULT=NAME dies like kill -9 at the point NAME. */
+static void fault_point(const char *name)
+{
+	const char *f = getenv("HIVE_BACKUP_FAULT");
+	if (f && !strcmp(f, name))
+		raise(SIGKILL);
 }
 
 /* The metadata as JSON, plus (online) "connection": the host (or socket directory), port
@@ -370,9 +386,11 @@ int hm_cmd_backup(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"no-wait-archive", no_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'H'},
+		HM_REPO_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
 	backup_args a = {.checksums = "CRC32C", .zstd_level = 1};
+	hm_crypt_secret *secret = NULL;
 	hm_bb_info info;
 	hm_error err = {0};
 	hm_repo repo;
@@ -380,7 +398,7 @@ int hm_cmd_backup(int argc, char **argv)
 	char partial[4500];
 	int opt, rc;
 	memset(&repo, 0, sizeof repo);
-	repo.lock.fd = -1;
+	repo.lock.fd = repo.fd = repo.tmpfd = repo.stagefd = repo.restore_lock.fd = -1;
 	optind = 1;
 	opterr = 0;
 	memset(&info, 0, sizeof info);
@@ -458,6 +476,11 @@ int hm_cmd_backup(int argc, char **argv)
 			usage(stdout);
 			return HM_EXIT_OK;
 		default:
+			rc = hm_repo_cli_option(&a.rc, opt, optarg);
+			if (rc > 0)
+				break;
+			if (rc < 0)
+				return HM_EXIT_USAGE;
 			fprintf(stderr,
 				"hive-migrate: error: bad option \"%s\" for backup (hint: hive-migrate "
 				"backup --help)\n",
@@ -490,34 +513,38 @@ int hm_cmd_backup(int argc, char **argv)
 			return err.code;
 		}
 	}
+	/* the key first: a key file others can read is refused before any work */
+	if (hm_repo_cli_secret(&a.rc, &secret, &err) != 0)
+		goto fail;
 	double t0 = hm_progress_now();
-	if (hm_repo_open(&repo, a.repo, 1, 1, &err) != 0)
+	if (hm_repo_open(&repo, a.repo, &a.rc.conn, 1, HM_REPO_EXCLUSIVE, &err) != 0)
 		goto fail;
 	hm_meta_init(&meta);
 	meta.start_time = time(NULL);
 	hm_repo_new_id(meta.start_time, meta.id, meta.uuid);
 	rc = a.offline ? run_offline(&a, &repo, &meta, &err) : run_online(&a, &repo, &meta, &info, &err);
-	snprintf(partial, sizeof partial, "%s/.tmp/%s", repo.path, meta.id);
-	if (rc == 0) {
-		char *j = hm_meta_encode(&meta, 1);
-		char mp[4700];
-		snprintf(mp, sizeof mp, "%s/%s", partial, HM_REPO_META);
-		rc = j ? hm_write_file_atomic(mp, j, strlen(j), 0600, &err)
-		       : hm_error_set(&err, HM_EXIT_INTERNAL, "out of memory");
-		free(j);
-	}
+	char tp[4200];
+	snprintf(partial, sizeof partial, "%s/%s", hm_repo_tmp_path(&repo, tp, sizeof tp), meta.id);
+	/* the archive as stored (encrypted, uploaded), then backup.json: the commit point */
 	if (rc == 0)
-		rc = hm_repo_commit(&repo, partial, meta.id, &err);
+		rc = hm_repo_store_archive(&repo, partial, &meta, secret, &err);
+	if (rc == 0)
+		fault_point("before-commit");
+	if (rc == 0)
+		rc = hm_repo_commit(&repo, partial, &meta, &err);
 	if (rc != 0) {
 		hm_error ignored;
 		hm_rmtree(partial, &ignored); /* nothing partial stays behind */
+		hm_repo_discard(&repo, meta.id);
 		goto fail;
 	}
 	hm_repo_close(&repo);
+	hm_crypt_secret_free(secret);
 	report(&a, &meta, &info, hm_progress_now() - t0);
 	return HM_EXIT_OK;
 fail:
 	hm_repo_close(&repo);
+	hm_crypt_secret_free(secret);
 	if (err.code == HM_EXIT_OK)
 		err.code = HM_EXIT_BACKUP_FAILED;
 	hm_error_print(&err, stderr);

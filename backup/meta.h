@@ -12,6 +12,7 @@
 
 #define HM_META_FORMAT "hive-migrate-backup/1"
 #define HM_META_MAX_MEMBERS 64
+#define HM_META_CIPHER "xchacha20poly1305-secretstream"
 
 typedef struct hm_backup_member {
 	char name[100];
@@ -38,6 +39,17 @@ typedef struct hm_backup_meta {
 	uint64_t archive_size;
 	hm_backup_member members[HM_META_MAX_MEMBERS];
 	int nmembers;
+	/* How the archive is stored, when that differs from the plain archive (an encrypted
+	 * backup, or any backup in an object store): the object's name inside the backup's
+	 * directory, its size and SHA-256 as stored. These are the "outer digests" that can
+	 * be checked without the key. stored_name "" = the archive itself, unrecorded. */
+	char stored_name[64];
+	uint64_t stored_size;
+	char stored_sha256[HM_SHA256_HEX_LEN + 1];
+	/* Encryption at rest (common/crypt.h); encryption "" = none. */
+	char encryption[40]; /* HM_META_CIPHER */
+	char kdf[16];	     /* "key" (a key file) or "argon2id" (a passphrase file) */
+	char key_id[40];     /* hex of the key's id (key files); "" for a passphrase */
 	/* Repository copy only: */
 	int broken;   /* listed, but its backup.json cannot be read (reason in verify_error) */
 	int verified; /* -1 never verified, 0 failed, 1 intact */

@@ -23,6 +23,7 @@
 #include "../common/fsutil.h"
 #include "../common/tree_writer.h"
 #include "pgmanifest.h"
+#include "repo_io.h"
 #include "server_archive.h"
 
 #define VBUFSZ (1u << 20)
@@ -533,8 +534,19 @@ int hm_verify_backup(const hm_repo *r, const hm_backup_meta *m, const hm_verify_
 	}
 	if (hm_repo_file(r, m->id, m->archive, path, sizeof path, err) != 0)
 		return -1;
-	hm_error oe;
-	if ((fd = hm_repo_open_file(r, m->id, m->archive, O_RDONLY, &oe)) < 0 || fstat(fd, &st) != 0) {
+	hm_error oe = {0};
+	/* a missing or wrong key means the check cannot run: not a finding about the backup */
+	if (hm_repo_encrypted(m) && hm_repo_check_key(m, opts->secret, err) != 0)
+		return -1;
+	if ((fd = hm_repo_open_archive(r, m, opts->secret, &oe)) < 0 || fstat(fd, &st) != 0) {
+		/* a damaged, tampered or missing archive is a finding; the network or the disk
+		 * failing means the check could not run */
+		if (fd < 0 && (oe.code == HM_EXIT_STORAGE || oe.code == HM_EXIT_IO ||
+			       oe.code == HM_EXIT_INTERNAL || oe.code == HM_EXIT_NO_SPACE) &&
+		    m->stored_name[0]) {
+			*err = oe;
+			return -1;
+		}
 		hm_verify_problem(rep, "%s", fd < 0 ? oe.message : strerror(errno));
 		goto check;
 	}

@@ -1,0 +1,46 @@
+/* A backup's archive as stored, whatever the repository: written once when a backup is
+ * committed (plain in a local directory as before; encrypted with common/crypt when a key
+ * is given; uploaded to an object store), and read back as a plain, seekable archive for
+ * verify and restore, which therefore do not know where or how the bytes are kept. */
+#ifndef HM_REPO_IO_H
+#define HM_REPO_IO_H
+
+#include "../common/crypt.h"
+#include "../common/error.h"
+#include "meta.h"
+#include "repo.h"
+
+/* Store the plain archive partial/<m->archive> of backup m (before hm_repo_commit):
+ *  - local, no secret: left where it is (the layout of earlier versions);
+ *  - local, secret: encrypted into partial/<archive>.hmenc (0600, O_EXCL|O_NOFOLLOW), the
+ *    plain file removed;
+ *  - s3: streamed (encrypted when secret) to <id>/<stored name>, multipart with bounded
+ *    memory; the local plain file removed.
+ * m gets stored_name/size/sha256 (the digests of the bytes as stored) and, with a secret,
+ * its encryption fields; its "source" is dropped from the readable metadata (the archive
+ * keeps its own copy). 0 or -1. */
+int hm_repo_store_archive(const hm_repo *r, const char *partial, hm_backup_meta *m, hm_crypt_secret *secret,
+			  hm_error *err);
+
+/* A read-only fd of backup m's plain archive, positioned at 0 and seekable: the file itself
+ * for a plain local backup; otherwise a private unlinked spool file in the stage, filled by
+ * reading the stored object once, decrypting it with secret, and checking its stored size
+ * and SHA-256. Errors: HM_EXIT_INPUT for an encrypted backup without a key or with another
+ * key; HM_EXIT_CORRUPT for ciphertext that fails authentication (tampered, truncated,
+ * reordered, extended; or a wrong passphrase); HM_EXIT_VERIFY_FAILED for a stored digest
+ * that does not match; storage failures as hm_repo. -1 then. */
+int hm_repo_open_archive(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret, hm_error *err);
+
+/* The outer check, no key needed: read the stored object and compare its size and SHA-256
+ * with m's stored fields. 0; -1 with HM_EXIT_VERIFY_FAILED naming the mismatch (or the
+ * storage error). */
+int hm_repo_check_stored(const hm_repo *r, const hm_backup_meta *m, hm_error *err);
+
+/* Is secret the key encrypted backup m needs? 0, or -1 with HM_EXIT_INPUT saying which key
+ * (id) or which kind (key file, passphrase) is needed. */
+int hm_repo_check_key(const hm_backup_meta *m, hm_crypt_secret *secret, hm_error *err);
+
+/* Does backup m need a key to be read? */
+int hm_repo_encrypted(const hm_backup_meta *m);
+
+#endif

@@ -175,8 +175,11 @@ int hm_repo_tmpfd(const hm_repo *r)
 
 const char *hm_repo_tmp_path(const hm_repo *r, char *buf, size_t bufsz)
 {
-	if (r->st)
+	hm_error ignored;
+	if (r->st && hm_repo_stage_fd(r, &ignored) >= 0)
 		snprintf(buf, bufsz, "%s", r->stage);
+	else if (r->st)
+		snprintf(buf, bufsz, "(no work directory)");
 	else
 		snprintf(buf, bufsz, "%s/.tmp", r->path);
 	return buf;

@@ -28,7 +28,7 @@
 /* The parsed command line. */
 typedef struct backup_args {
 	const char *repo;
-	hm_repo_cli rc; /* s3 connection and encryption options */
+	hm_repo_cli rc;				       /* s3 connection and encryption options */
 	const char *profile;			       /* --profile NAME, or NULL */
 	const char *prof_host, *prof_port, *prof_user; /* what --profile selects */
 	const char *conninfo;			       /* -d/--dbname */
@@ -97,7 +97,8 @@ static void usage(FILE *f)
 		"Which server: each setting comes from the first of -h/-p/-U, then --dbname, then\n"
 		"--profile, then libpq's environment and defaults (PGSERVICE with pg_service.conf,\n"
 		"PGHOST, PGPORT, PGUSER, PGSSLMODE, ...; socket /var/run/postgresql, port 5432, the\n"
-		"login name). Without any of them, that is where pg_basebackup would connect.\n\n" HM_REPO_CLI_HELP
+		"login name). Without any of them, that is where pg_basebackup would "
+		"connect.\n\n" HM_REPO_CLI_HELP
 		"\nexit codes: 0 ok, 2 usage, 33 locked (another run), 32 database, 43 backup failed, 25 "
 		"object store; "
 		"docs/exit-codes.md\n");

@@ -58,9 +58,10 @@ static void usage(FILE *f)
 		"data directory aside to DIR.before-restore-<time> first.\n"
 		"prune keeps backups by wall-clock buckets (UTC), restic-like; the newest valid backup is\n"
 		"always kept.\n\n"
-		"REPO is a directory or s3://BUCKET/PREFIX. An encrypted backup needs its key to be verified\n"
-		"or restored; without it, verify checks the stored object's size and SHA-256 only.\n\n"
-		HM_REPO_CLI_HELP
+		"REPO is a directory or s3://BUCKET/PREFIX. An encrypted backup needs its key to be "
+		"verified\n"
+		"or restored; without it, verify checks the stored object's size and SHA-256 "
+		"only.\n\n" HM_REPO_CLI_HELP
 		"\nexit codes: 0 ok, 40 verification failed, 41 no such backup, 33 locked, 25 object store; "
 		"docs/exit-codes.md\n");
 }
@@ -194,8 +195,8 @@ static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, 
 	hm_progress_finish(&prog);
 	char rt_summary[512] = "";
 	if (rc == 0 && a->restore_test) {
-		if (hm_restore_test(repo, m, a->secret, a->image, rt_summary, sizeof rt_summary, a->quiet || a->json,
-				    &err) != 0) {
+		if (hm_restore_test(repo, m, a->secret, a->image, rt_summary, sizeof rt_summary,
+				    a->quiet || a->json, &err) != 0) {
 			if (err.code != HM_EXIT_VERIFY_FAILED) {
 				hm_verify_report_free(&rep);
 				return fail(&err);

@@ -203,8 +203,8 @@ static int decode_storage(json_object *o, const char *what, hm_backup_meta *m, h
 			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: unknown cipher \"%s\"", what,
 					    m->encryption);
 		if (strcmp(m->kdf, "key") != 0 && strcmp(m->kdf, "argon2id") != 0)
-			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: unknown key derivation \"%s\"",
-					    what, m->kdf);
+			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: unknown key derivation \"%s\"", what,
+					    m->kdf);
 		if (!m->stored_name[0])
 			return hm_error_set(err, HM_EXIT_CORRUPT,
 					    "%s: an encrypted backup without \"stored\"", what);

@@ -228,8 +228,7 @@ int hm_repo_cmp_meta(const void *a, const void *b)
 	return strcmp(((const hm_backup_meta *)a)->id, ((const hm_backup_meta *)b)->id);
 }
 
-int hm_repo_decode_entry(const char *name, const char *text, const char *disp, hm_backup_meta *m,
-			 hm_error *e)
+int hm_repo_decode_entry(const char *name, const char *text, const char *disp, hm_backup_meta *m, hm_error *e)
 {
 	if (hm_meta_decode(text, disp, m, e) != 0)
 		return -1;

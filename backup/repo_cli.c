@@ -2,6 +2,7 @@
 #include "repo_cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int hm_repo_cli_option(hm_repo_cli *c, int opt, const char *arg)
@@ -20,7 +21,8 @@ int hm_repo_cli_option(hm_repo_cli *c, int opt, const char *arg)
 		else if (!strcmp(arg, "host"))
 			s->style = HM_S3_STYLE_HOST;
 		else {
-			fprintf(stderr, "hive-migrate: error: --s3-uri-style must be path or host, not \"%s\"\n",
+			fprintf(stderr,
+				"hive-migrate: error: --s3-uri-style must be path or host, not \"%s\"\n",
 				arg);
 			return -1;
 		}
@@ -31,6 +33,16 @@ int hm_repo_cli_option(hm_repo_cli *c, int opt, const char *arg)
 	case HM_REPO_OPT_S3_CREDENTIALS_FILE:
 		s->credentials_file = arg;
 		return 1;
+	case HM_REPO_OPT_S3_LOCK_TTL: {
+		char *end;
+		long v = strtol(arg, &end, 10);
+		if (end == arg || *end || v < 10 || v > 86400) {
+			fprintf(stderr, "hive-migrate: error: --s3-lock-ttl must be 10..86400 seconds\n");
+			return -1;
+		}
+		s->lock_ttl_s = (unsigned)v;
+		return 1;
+	}
 	case HM_REPO_OPT_KEY_FILE:
 		c->key_file = arg;
 		return 1;

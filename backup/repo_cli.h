@@ -17,6 +17,7 @@ enum {
 	HM_REPO_OPT_S3_URI_STYLE,
 	HM_REPO_OPT_S3_CA_FILE,
 	HM_REPO_OPT_S3_CREDENTIALS_FILE,
+	HM_REPO_OPT_S3_LOCK_TTL,
 	HM_REPO_OPT_KEY_FILE,
 	HM_REPO_OPT_PASSPHRASE_FILE,
 };
@@ -28,6 +29,7 @@ enum {
 		{"s3-uri-style", required_argument, NULL, HM_REPO_OPT_S3_URI_STYLE},                         \
 		{"s3-ca-file", required_argument, NULL, HM_REPO_OPT_S3_CA_FILE},                             \
 		{"s3-credentials-file", required_argument, NULL, HM_REPO_OPT_S3_CREDENTIALS_FILE},           \
+		{"s3-lock-ttl", required_argument, NULL, HM_REPO_OPT_S3_LOCK_TTL},                           \
 		{"encrypt-key-file", required_argument, NULL, HM_REPO_OPT_KEY_FILE},                         \
 	{                                                                                                    \
 		"encrypt-passphrase-file", required_argument, NULL, HM_REPO_OPT_PASSPHRASE_FILE              \
@@ -35,16 +37,18 @@ enum {
 
 #define HM_REPO_CLI_HELP                                                                                     \
 	"Repository (--repo DIR or --repo s3://BUCKET/PREFIX):\n"                                            \
-	"  --s3-endpoint URL     the S3 server (https://host[:port]); default AWS for the region\n"         \
-	"  --s3-region REGION    default AWS_REGION, AWS_DEFAULT_REGION, then us-east-1\n"                  \
-	"  --s3-uri-style path|host  path-style or virtual-host addressing (default: host, or path\n"       \
+	"  --s3-endpoint URL     the S3 server (https://host[:port]); default AWS for the region\n"          \
+	"  --s3-region REGION    default AWS_REGION, AWS_DEFAULT_REGION, then us-east-1\n"                   \
+	"  --s3-uri-style path|host  path-style or virtual-host addressing (default: host, or path\n"        \
 	"                        for an IP address endpoint)\n"                                              \
-	"  --s3-ca-file FILE     CA bundle for a private endpoint (TLS is always verified)\n"               \
-	"  --s3-credentials-file FILE  a 0600 AWS credentials file, read after AWS_ACCESS_KEY_ID/\n"        \
-	"                        AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN and ~/.aws/credentials\n"          \
-	"                        (AWS_PROFILE); credentials are never options\n"                            \
+	"  --s3-ca-file FILE     CA bundle for a private endpoint (TLS is always verified)\n"                \
+	"  --s3-credentials-file FILE  a 0600 AWS credentials file, read after AWS_ACCESS_KEY_ID/\n"         \
+	"                        AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN and ~/.aws/credentials\n"           \
+	"                        (AWS_PROFILE); credentials are never options\n"                             \
+	"  --s3-lock-ttl SECONDS the lease of the repository lock (default 600): how long a run\n"           \
+	"                        that died blocks the next one\n"                                            \
 	"Encryption at rest (docs/security.md):\n"                                                           \
-	"  --encrypt-key-file FILE         32 raw bytes or 64 hex digits, mode 0600 (else refused)\n"       \
+	"  --encrypt-key-file FILE         32 raw bytes or 64 hex digits, mode 0600 (else refused)\n"        \
 	"  --encrypt-passphrase-file FILE  a passphrase (0600); the key is derived with Argon2id\n"
 
 typedef struct hm_repo_cli {

@@ -56,7 +56,7 @@ static int dst_write(void *ctx, const void *data, size_t len, hm_error *err)
 	dst *d = ctx;
 	hm_sha256_update(d->sha, data, len);
 	d->size += len;
-	if (d->fault_mid_upload && d->size > (6u << 20))
+	if (d->fault_mid_upload && d->size > (11u << 20))
 		raise(SIGKILL); /* test hook (HIVE_BACKUP_FAULT=mid-upload): die like kill -9 */
 	if (d->w)
 		return hm_storage_write(d->w, data, len, err) == 0 ? 0 : hm_repo_s3_fail(err);
@@ -225,10 +225,12 @@ static int check_digests(const hm_backup_meta *m, uint64_t size, hm_sha256 *sha,
 	if (size != m->stored_size)
 		return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
 				    "%s: %llu bytes stored, backup.json says %llu (truncated or damaged)",
-				    m->stored_name, (unsigned long long)size, (unsigned long long)m->stored_size);
+				    m->stored_name, (unsigned long long)size,
+				    (unsigned long long)m->stored_size);
 	if (strcmp(hex, m->stored_sha256) != 0)
-		return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "%s: SHA-256 of the stored object mismatch "
-								"(damaged or tampered)",
+		return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+				    "%s: SHA-256 of the stored object mismatch "
+				    "(damaged or tampered)",
 				    m->stored_name);
 	return 0;
 }
@@ -321,11 +323,13 @@ int hm_repo_check_key(const hm_backup_meta *m, hm_crypt_secret *secret, hm_error
 	if (!strcmp(m->kdf, "argon2id") != !kid[0]) {
 		hm_error_set(err, HM_EXIT_INPUT, "backup %s was encrypted with a %s, not a %s", m->id,
 			     kid[0] ? "passphrase" : "key file", kid[0] ? "key file" : "passphrase");
-		return hm_error_hint(err, "use %s", kid[0] ? "--encrypt-passphrase-file" : "--encrypt-key-file");
+		return hm_error_hint(err, "use %s",
+				     kid[0] ? "--encrypt-passphrase-file" : "--encrypt-key-file");
 	}
 	if (kid[0] && strcmp(kid, m->key_id) != 0) {
-		hm_error_set(err, HM_EXIT_INPUT, "wrong key for backup %s: it needs key id %s, the key file has %s",
-			     m->id, m->key_id, kid);
+		hm_error_set(err, HM_EXIT_INPUT,
+			     "wrong key for backup %s: it needs key id %s, the key file has %s", m->id,
+			     m->key_id, kid);
 		return hm_error_hint(err, "name the key file this backup was made with");
 	}
 	return 0;
@@ -338,7 +342,8 @@ int hm_repo_open_archive(const hm_repo *r, const hm_backup_meta *m, hm_crypt_sec
 	dec_ctx dc = {NULL};
 	if (!m->stored_name[0]) {
 		if (r->st)
-			return hm_error_set(err, HM_EXIT_CORRUPT, "backup %s records no stored object", m->id);
+			return hm_error_set(err, HM_EXIT_CORRUPT, "backup %s records no stored object",
+					    m->id);
 		return hm_repo_open_file(r, m->id, m->archive, O_RDONLY, err);
 	}
 	if (hm_repo_encrypted(m) && hm_repo_check_key(m, secret, err) != 0)
@@ -362,7 +367,8 @@ int hm_repo_open_archive(const hm_repo *r, const hm_backup_meta *m, hm_crypt_sec
 		hm_crypt_dec_free(dc.dec);
 		if (rc != 0 && err->code == HM_EXIT_CORRUPT)
 			hm_error_prefix(err, "backup %s: %s does not decrypt%s", m->id, m->stored_name,
-					strcmp(m->kdf, "argon2id") ? "" : " (a wrong passphrase, or damaged)");
+					strcmp(m->kdf, "argon2id") ? ""
+								   : " (a wrong passphrase, or damaged)");
 	} else {
 		rc = read_stored(r, m, spool_write, &sp, err);
 	}

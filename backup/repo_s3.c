@@ -181,7 +181,7 @@ int hm_repo_s3_open(hm_repo *r, const char *url, const hm_repo_conn *conn, int c
 		    hm_error *err)
 {
 	hm_storage_options so;
-	char owner[512], host[256] = "";
+	char owner[128];
 	memset(&so, 0, sizeof so);
 	if (conn)
 		so.s3 = conn->s3;
@@ -191,9 +191,8 @@ int hm_repo_s3_open(hm_repo *r, const char *url, const hm_repo_conn *conn, int c
 		return hm_repo_s3_fail(err);
 	}
 	if (lock == HM_REPO_EXCLUSIVE || lock == HM_REPO_PRUNE) {
-		gethostname(host, sizeof host - 1);
-		snprintf(owner, sizeof owner, "hive-migrate %s on %s, pid %ld",
-			 lock == HM_REPO_PRUNE ? "prune" : "backup/verify", host, (long)getpid());
+		snprintf(owner, sizeof owner, "hive-migrate %s",
+			 lock == HM_REPO_PRUNE ? "backups prune" : "backup or backups verify");
 		if (hm_storage_lock_acquire(r->st, ".lock", owner, &r->slock, err) != 0) {
 			r->slock = NULL;
 			hm_repo_s3_fail(err);

@@ -77,6 +77,8 @@ static int src_open(const hm_repo *r, const char *id, const char *name, src *s, 
 	snprintf(s->disp, sizeof s->disp, "%s/%s/%s", r->path, id, name);
 	if (!r->st) {
 		s->fd = hm_repo_open_file(r, id, name, O_RDONLY, err);
+		if (s->fd < 0)
+			err->code = HM_EXIT_VERIFY_FAILED; /* missing, or a symlink: a finding */
 		return s->fd < 0 ? -1 : 0;
 	}
 	char key[300];
@@ -365,6 +367,10 @@ int hm_repo_open_archive(const hm_repo *r, const hm_backup_meta *m, hm_crypt_sec
 		if (rc == 0)
 			rc = hm_crypt_dec_finish(dc.dec, err);
 		hm_crypt_dec_free(dc.dec);
+		if (rc != 0 && err->code == HM_EXIT_INPUT && m->key_id[0]) {
+			/* the key matched backup.json's key id, so the stream's header was altered */
+			err->code = HM_EXIT_CORRUPT;
+		}
 		if (rc != 0 && err->code == HM_EXIT_CORRUPT)
 			hm_error_prefix(err, "backup %s: %s does not decrypt%s", m->id, m->stored_name,
 					strcmp(m->kdf, "argon2id") ? ""

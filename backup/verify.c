@@ -540,10 +540,10 @@ int hm_verify_backup(const hm_repo *r, const hm_backup_meta *m, const hm_verify_
 		return -1;
 	if ((fd = hm_repo_open_archive(r, m, opts->secret, &oe)) < 0 || fstat(fd, &st) != 0) {
 		/* a damaged, tampered or missing archive is a finding; the network or the disk
-		 * failing means the check could not run */
+		 * failing, or a wrong passphrase (INPUT), means the check could not run */
 		if (fd < 0 &&
 		    (oe.code == HM_EXIT_STORAGE || oe.code == HM_EXIT_IO || oe.code == HM_EXIT_INTERNAL ||
-		     oe.code == HM_EXIT_NO_SPACE) &&
+		     oe.code == HM_EXIT_NO_SPACE || oe.code == HM_EXIT_INPUT) &&
 		    m->stored_name[0]) {
 			*err = oe;
 			return -1;

@@ -15,6 +15,7 @@
 #include "../common/fsutil.h"
 #include "../common/progress.h"
 #include "meta.h"
+#include "copy.h"
 #include "repo.h"
 #include "repo_cli.h"
 #include "repo_io.h"
@@ -25,6 +26,7 @@
 /* Options shared by the subcommands. */
 typedef struct bk_args {
 	const char *repo;
+	const char *from; /* copy: the source repository (the destination is --to) */
 	const char *to;
 	const char *id;
 	const char *image;
@@ -47,7 +49,8 @@ static void usage(FILE *f)
 		"       hive-migrate backups restore ID --repo REPO --to DIR [--replace] [--owner UID:GID]\n"
 		"       hive-migrate backups prune   --repo REPO [--keep-last N] [--keep-daily N] "
 		"[--keep-weekly N]\n"
-		"                                    [--keep-monthly N] [--dry-run] [--json]\n\n"
+		"                                    [--keep-monthly N] [--dry-run] [--json]\n"
+		"       hive-migrate backups copy    ID --from REPO --to REPO [--encrypt-key-file FILE]\n\n"
 		"ID is a backup id from `list`, a unique prefix of it, or \"latest\".\n"
 		"verify checks every digest, PostgreSQL's backup_manifest (every file's size and checksum,\n"
 		"Manifest-Checksum, the WAL range) and records the result; --restore-test also starts a\n"
@@ -56,6 +59,9 @@ static void usage(FILE *f)
 		"restore extracts into a new or empty directory (0700); --replace moves an existing, "
 		"stopped\n"
 		"data directory aside to DIR.before-restore-<time> first.\n"
+		"copy verifies the backup in --from (fully, or by its stored digests when it is encrypted\n"
+		"and no key is given), copies it as it is stored (a plain backup is encrypted on the way\n"
+		"with --encrypt-key-file), reads the copy back, and only then lists it in --to.\n"
 		"prune keeps backups by wall-clock buckets (UTC), restic-like; the newest valid backup is\n"
 		"always kept.\n\n"
 		"REPO is a directory or s3://BUCKET/PREFIX. An encrypted backup needs its key to be "
@@ -428,6 +434,38 @@ static int cmd_prune(const bk_args *a)
 	return rc;
 }
 
+/* backups copy ID --from REPO --to REPO */
+static int cmd_copy(const bk_args *a)
+{
+	hm_repo src, dst;
+	hm_backup_meta m, copied;
+	hm_error err = {0};
+	if (hm_repo_open(&src, a->from, &a->rc.conn, 0, HM_REPO_RESTORE, &err) != 0)
+		return fail(&err);
+	if (hm_repo_find(&src, a->id, &m, &err) != 0) {
+		hm_repo_close(&src);
+		return fail(&err);
+	}
+	if (hm_repo_open(&dst, a->to, &a->rc.conn, 1, HM_REPO_EXCLUSIVE, &err) != 0) {
+		hm_repo_close(&src);
+		return fail(&err);
+	}
+	int rc = hm_backup_copy(&src, &dst, &m, a->secret, &copied, &err);
+	hm_repo_close(&dst);
+	hm_repo_close(&src);
+	if (rc != 0)
+		return fail(&err);
+	if (a->json) {
+		char *t = hm_meta_encode(&copied, 1);
+		printf("%s\n", t ? t : "{}");
+		free(t);
+	} else if (!a->quiet) {
+		printf("copied backup %s from %s to %s (%s, read back and compared)\n", copied.id, a->from,
+		       a->to, hm_repo_encrypted(&copied) ? "encrypted" : "plain");
+	}
+	return HM_EXIT_OK;
+}
+
 /* Parse a non-negative count for a --keep-* option. */
 static int parse_count(const char *s, int *out)
 {
@@ -443,6 +481,7 @@ int hm_cmd_backups(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"repo", required_argument, NULL, 'r'},
+		{"from", required_argument, NULL, 'F'},
 		{"to", required_argument, NULL, 't'},
 		{"all", no_argument, NULL, 'a'},
 		{"json", no_argument, NULL, 'j'},
@@ -470,7 +509,7 @@ int hm_cmd_backups(int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	if (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "verify") && strcmp(sub, "restore") &&
-	    strcmp(sub, "prune")) {
+	    strcmp(sub, "prune") && strcmp(sub, "copy")) {
 		fprintf(stderr,
 			"hive-migrate: error: unknown subcommand \"backups %s\" (hint: hive-migrate backups "
 			"--help)\n",
@@ -484,6 +523,9 @@ int hm_cmd_backups(int argc, char **argv)
 		switch (opt) {
 		case 'r':
 			a.repo = optarg;
+			break;
+		case 'F':
+			a.from = optarg;
 			break;
 		case 't':
 			a.to = optarg;
@@ -551,8 +593,19 @@ int hm_cmd_backups(int argc, char **argv)
 	}
 	int rest = argc - 1 - optind;
 	char **pos = argv + 1 + optind;
-	int needs_id = !strcmp(sub, "show") || !strcmp(sub, "restore") || (!strcmp(sub, "verify") && !a.all);
-	if (!a.repo || rest > (needs_id ? 1 : 0) || (needs_id && rest != 1) ||
+	int copy = !strcmp(sub, "copy");
+	int needs_id =
+		copy || !strcmp(sub, "show") || !strcmp(sub, "restore") || (!strcmp(sub, "verify") && !a.all);
+	if (copy && (!a.from || !a.to || a.repo || rest != 1)) {
+		fprintf(stderr, "hive-migrate: error: backups copy needs one backup ID, --from REPO and --to "
+				"REPO (hint: hive-migrate backups --help)\n");
+		return HM_EXIT_USAGE;
+	}
+	if (!copy && a.from) {
+		fprintf(stderr, "hive-migrate: error: --from is for backups copy only\n");
+		return HM_EXIT_USAGE;
+	}
+	if ((!a.repo && !copy) || rest > (needs_id ? 1 : 0) || (needs_id && rest != 1) ||
 	    (!strcmp(sub, "restore") && !a.to)) {
 		fprintf(stderr,
 			"hive-migrate: error: backups %s needs %s--repo REPO%s (hint: hive-migrate backups "
@@ -575,6 +628,8 @@ int hm_cmd_backups(int argc, char **argv)
 		rc = cmd_verify(&a);
 	else if (!strcmp(sub, "restore"))
 		rc = cmd_restore(&a);
+	else if (copy)
+		rc = cmd_copy(&a);
 	else
 		rc = cmd_prune(&a);
 	hm_crypt_secret_free(a.secret);

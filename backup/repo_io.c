@@ -34,7 +34,7 @@ typedef struct dst {
 	hm_sha256 *sha;
 	uint64_t size;
 	int fault_mid_upload;
-} dst;
+} sink_t;
 
 static int write_all(int fd, const void *data, size_t len, const char *disp, hm_error *err)
 {
@@ -53,7 +53,7 @@ static int write_all(int fd, const void *data, size_t len, const char *disp, hm_
 
 static int dst_write(void *ctx, const void *data, size_t len, hm_error *err)
 {
-	dst *d = ctx;
+	sink_t *d = ctx;
 	hm_sha256_update(d->sha, data, len);
 	d->size += len;
 	if (d->fault_mid_upload && d->size > (11u << 20))
@@ -68,9 +68,9 @@ typedef struct src {
 	int fd;
 	hm_storage_reader *rd;
 	char disp[4800];
-} src;
+} source_t;
 
-static int src_open(const hm_repo *r, const char *id, const char *name, src *s, hm_error *err)
+static int src_open(const hm_repo *r, const char *id, const char *name, source_t *s, hm_error *err)
 {
 	s->fd = -1;
 	s->rd = NULL;
@@ -90,7 +90,7 @@ static int src_open(const hm_repo *r, const char *id, const char *name, src *s, 
 	return rc == 0 ? 0 : hm_repo_s3_fail(err);
 }
 
-static int src_read(src *s, void *buf, size_t len, size_t *got, hm_error *err)
+static int src_read(source_t *s, void *buf, size_t len, size_t *got, hm_error *err)
 {
 	if (s->rd)
 		return hm_storage_read(s->rd, buf, len, got, err) == 0 ? 0 : hm_repo_s3_fail(err);
@@ -105,7 +105,7 @@ static int src_read(src *s, void *buf, size_t len, size_t *got, hm_error *err)
 	}
 }
 
-static void src_close(src *s)
+static void src_close(source_t *s)
 {
 	if (s->rd)
 		hm_storage_read_close(s->rd);
@@ -122,7 +122,7 @@ int hm_repo_store_archive(const hm_repo *r, const char *partial, hm_backup_meta 
 	struct stat st;
 	unsigned char *buf = NULL;
 	hm_crypt_enc *enc = NULL;
-	dst d = {.fd = -1, .disp = out};
+	sink_t d = {.fd = -1, .disp = out};
 	int in = -1, rc = -1;
 	if (!r->st && !secret)
 		return 0;
@@ -241,7 +241,7 @@ static int check_digests(const hm_backup_meta *m, uint64_t size, hm_sha256 *sha,
 static int read_stored(const hm_repo *r, const hm_backup_meta *m, hm_crypt_sink sink, void *ctx,
 		       hm_error *err)
 {
-	src s;
+	source_t s;
 	unsigned char *buf = malloc(IOBUF);
 	hm_sha256 *sha = hm_sha256_new();
 	uint64_t size = 0;
@@ -385,4 +385,107 @@ int hm_repo_open_archive(const hm_repo *r, const hm_backup_meta *m, hm_crypt_sec
 		return -1;
 	}
 	return sp.fd;
+}
+
+/* Open the destination of a copy: s3 <id>/<name>, or partial/<name> (O_EXCL, 0600). */
+static int dst_open(const hm_repo *r, const char *partial, const hm_backup_meta *m, const char *name,
+		    uint64_t size_hint, sink_t *d, char *disp, size_t dispsz, hm_error *err)
+{
+	char key[300];
+	if (r->st) {
+		snprintf(disp, dispsz, "%s/%s/%s", r->path, m->id, name);
+		snprintf(key, sizeof key, "%s/%s", m->id, name);
+		if (hm_storage_open_write(r->st, key, 0, size_hint, &d->w, err) != 0) {
+			d->w = NULL;
+			return hm_repo_s3_fail(err);
+		}
+		return 0;
+	}
+	snprintf(disp, dispsz, "%s/%s", partial, name);
+	if ((d->fd = open(disp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		return hm_error_errno(err, errno, "create", disp);
+	return 0;
+}
+
+/* Make the destination durable and visible to hm_repo_commit; frees the writer. */
+static int dst_finish(sink_t *d, hm_error *err)
+{
+	if (d->w) {
+		hm_storage_writer *w = d->w;
+		d->w = NULL;
+		return hm_storage_write_commit(w, NULL, err) == 0 ? 0 : hm_repo_s3_fail(err);
+	}
+	int rc = fsync(d->fd) != 0 || close(d->fd) != 0;
+	d->fd = -1;
+	return rc ? hm_error_errno(err, errno, "write", d->disp) : 0;
+}
+
+int hm_repo_copy_stored(const hm_repo *src, const hm_repo *dst, const char *partial, hm_backup_meta *m,
+			hm_error *err)
+{
+	char disp[4800], name[64];
+	snprintf(name, sizeof name, "%s", m->stored_name[0] ? m->stored_name : m->archive);
+	uint64_t hint = m->stored_name[0] ? m->stored_size : m->archive_size;
+	sink_t d = {.fd = -1, .disp = disp};
+	int rc = -1;
+	if (!(d.sha = hm_sha256_new()))
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	if (dst_open(dst, partial, m, name, hint, &d, disp, sizeof disp, err) != 0)
+		goto cleanup;
+	if (m->stored_name[0]) {
+		if (read_stored(src, m, dst_write, &d, err) != 0)
+			goto cleanup;
+	} else {
+		/* a plain local backup: its archive as it is (verified just before) */
+		source_t s;
+		unsigned char *buf = malloc(IOBUF);
+		if (!buf) {
+			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+			goto cleanup;
+		}
+		int r = src_open(src, m->id, m->archive, &s, err);
+		for (size_t got = 1; r == 0;) {
+			if ((r = src_read(&s, buf, IOBUF, &got, err)) != 0 || got == 0)
+				break;
+			r = dst_write(&d, buf, got, err);
+		}
+		src_close(&s);
+		free(buf);
+		if (r != 0)
+			goto cleanup;
+	}
+	if (dst_finish(&d, err) != 0)
+		goto cleanup;
+	snprintf(m->stored_name, sizeof m->stored_name, "%s", name);
+	m->stored_size = d.size;
+	hm_sha256_final_hex(d.sha, m->stored_sha256);
+	d.sha = NULL;
+	rc = 0;
+cleanup:
+	if (d.w)
+		hm_storage_write_abort(d.w);
+	if (d.fd >= 0) {
+		close(d.fd);
+		unlink(disp);
+	}
+	if (d.sha)
+		hm_sha256_free(d.sha);
+	return rc;
+}
+
+int hm_repo_check_partial(const hm_repo *dst, const char *partial, const hm_backup_meta *m, hm_error *err)
+{
+	if (dst->st)
+		return hm_repo_check_stored(dst, m, err);
+	char path[4800], hex[HM_SHA256_HEX_LEN + 1];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", partial, m->stored_name);
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "%s: missing after the copy", path);
+	if (hm_sha256_file(path, hex, err) != 0)
+		return -1;
+	if ((uint64_t)st.st_size != m->stored_size || strcmp(hex, m->stored_sha256) != 0)
+		return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "%s: the copy differs from what was read",
+				    path);
+	return 0;
 }

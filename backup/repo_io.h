@@ -36,6 +36,18 @@ int hm_repo_open_archive(const hm_repo *r, const hm_backup_meta *m, hm_crypt_sec
  * storage error). */
 int hm_repo_check_stored(const hm_repo *r, const hm_backup_meta *m, hm_error *err);
 
+/* Copy backup m's stored object as it is (ciphertext stays ciphertext; a plain local
+ * backup's archive counts as its stored object) from src into dst: streamed to
+ * <id>/<name> for s3, or into partial/<name> for a local dst. The source's stored digests
+ * are checked on the way when it has them; m's stored fields get the copy's. 0 or -1. */
+int hm_repo_copy_stored(const hm_repo *src, const hm_repo *dst, const char *partial, hm_backup_meta *m,
+			hm_error *err);
+
+/* Before a copy or upload is committed: read what was stored for m in dst back (s3:
+ * <id>/<stored name>; local: partial/<stored name>) and compare size and SHA-256 with m's
+ * stored fields. 0, or -1 with HM_EXIT_VERIFY_FAILED. */
+int hm_repo_check_partial(const hm_repo *dst, const char *partial, const hm_backup_meta *m, hm_error *err);
+
 /* Is secret the key encrypted backup m needs? 0, or -1 with HM_EXIT_INPUT saying which key
  * (id) or which kind (key file, passphrase) is needed. */
 int hm_repo_check_key(const hm_backup_meta *m, hm_crypt_secret *secret, hm_error *err);

@@ -250,3 +250,52 @@ def test_prune_on_s3_with_retention(objstore, bucket, pg, tmp_path):
     left = objects(tool, "p")
     assert not any(ids[0] in o or ids[1] in o for o in left), left
     repo.ok("backups", "verify", ids[2])
+
+
+def test_copy_local_to_s3_then_restore(objstore, bucket, pg, tmp_path):
+    """backups copy: a local backup to S3 (plain, and encrypted on the way with a key file), read
+    back before it is listed; the S3 copy restores and starts. A second copy is refused, and a
+    damaged source is never copied."""
+    name, tool = bucket
+    repo = Repo(objstore, name, "off-site", tmp_path)
+    lrepo = tmp_path / "local"
+    r = hm("backup", "--repo", lrepo, *pg.backup_args(), "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    s3 = repo.url
+    cp = run([HM, "backups", "copy", b["id"], "--from", lrepo, "--to", s3, *repo.opts()], env=repo.env())
+    assert cp.returncode == 0, cp.stderr
+    assert "read back and compared" in cp.stdout
+    [item] = repo.listing()
+    assert item["id"] == b["id"] and item["verified"] is True
+    again = run([HM, "backups", "copy", b["id"], "--from", lrepo, "--to", s3, *repo.opts()], env=repo.env())
+    assert again.returncode == EXIT_INPUT and "already holds" in one_error_line(again)
+    restored = ho_pg.Cluster.blank(RESTORED_PORT)
+    try:
+        repo.ok("backups", "restore", b["id"], "--to", restored.data)
+        restored.start()
+        assert restored.digest() == pg.digest()
+    finally:
+        restored.remove()
+
+    key = tmp_path / "key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    enc = f"s3://{name}/encrypted"
+    cp = run([HM, "backups", "copy", b["id"], "--from", lrepo, "--to", enc, *repo.opts(),
+              "--encrypt-key-file", key], env=repo.env())
+    assert cp.returncode == 0, cp.stderr
+    got = tool("get", f"encrypted/{b['id']}/backup.tar.hmenc", text=False).stdout
+    assert got.startswith(b"HMCRYPT\0")
+    repo.ok("backups", "verify", b["id"], "--encrypt-key-file", key, url=enc)
+
+    # a damaged source: refused, nothing listed at the destination
+    arch = lrepo / b["id"] / "backup.tar"
+    data = bytearray(arch.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    arch.write_bytes(bytes(data))
+    other = f"s3://{name}/other"
+    cp = run([HM, "backups", "copy", b["id"], "--from", lrepo, "--to", other, *repo.opts()], env=repo.env())
+    assert cp.returncode == EXIT_VERIFY_FAILED, cp.stderr
+    assert "copy refused" in one_error_line(cp)
+    assert objects(tool, "other") in ([], [".lock"])

@@ -529,6 +529,8 @@ int hm_cmd_backup(int argc, char **argv)
 	/* the archive as stored (encrypted, uploaded), then backup.json: the commit point */
 	if (rc == 0)
 		rc = hm_repo_store_archive(&repo, partial, &meta, secret, &err);
+	if (rc == 0 && secret)
+		rc = hm_repo_seal_meta(&repo, partial, &meta, secret, &err);
 	if (rc == 0)
 		fault_point("before-commit");
 	if (rc == 0)

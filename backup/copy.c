@@ -113,8 +113,12 @@ int hm_backup_copy(const hm_repo *src, const hm_repo *dst, const hm_backup_meta 
 		rc = copy_plain(src, m, partial, err);
 		if (rc == 0)
 			rc = hm_repo_store_archive(dst, partial, &m2, secret, err);
+		if (rc == 0)
+			rc = hm_repo_seal_meta(dst, partial, &m2, secret, err);
 	} else {
 		rc = hm_repo_copy_stored(src, dst, partial, &m2, err);
+		if (rc == 0 && hm_repo_encrypted(m))
+			rc = hm_repo_copy_sealed(src, dst, partial, m, err);
 	}
 	if (rc == 0)
 		rc = hm_repo_check_partial(dst, partial, &m2, err);

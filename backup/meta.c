@@ -317,3 +317,22 @@ cleanup:
 		hm_meta_init(m);
 	return rc;
 }
+
+char *hm_meta_encode_public(const hm_backup_meta *m, int with_status)
+{
+	if (!m->encryption[0])
+		return hm_meta_encode(m, with_status);
+	hm_backup_meta *p = malloc(sizeof *p);
+	if (!p)
+		return NULL;
+	*p = *m;
+	p->label[0] = p->start_lsn[0] = p->end_lsn[0] = p->system_identifier[0] = p->source[0] = '\0';
+	p->manifest_checksums[0] = '\0';
+	p->timeline = 0;
+	p->wal_segment_size = 0;
+	p->database_size = 0;
+	p->nmembers = 0;
+	char *out = hm_meta_encode(p, with_status);
+	free(p);
+	return out;
+}

@@ -13,6 +13,7 @@
 #define HM_META_FORMAT "hive-migrate-backup/1"
 #define HM_META_MAX_MEMBERS 64
 #define HM_META_CIPHER "xchacha20poly1305-secretstream"
+#define HM_META_SEALED "backup.json.hmenc" /* encrypted full metadata of an encrypted backup */
 
 typedef struct hm_backup_member {
 	char name[100];
@@ -62,6 +63,13 @@ void hm_meta_init(hm_backup_meta *m);
 
 /* Encode as JSON (malloc'd text). with_status adds verified/verified_time/verify_error. */
 char *hm_meta_encode(const hm_backup_meta *m, int with_status);
+
+/* The repository's readable copy: for an encrypted backup, only what list, status, prune
+ * and a keyless verify need (id, kind, times, version, sizes, the stored object's digests,
+ * the encryption fields, the status); the facts about the data (source, label, LSNs,
+ * system identifier, members and their digests, database size) stay in the sealed copy
+ * (HM_META_SEALED) and inside the encrypted archive. Plain backups: hm_meta_encode. */
+char *hm_meta_encode_public(const hm_backup_meta *m, int with_status);
 
 /* Decode JSON text; `what` names the source in errors (HM_EXIT_CORRUPT). 0 or -1. */
 int hm_meta_decode(const char *json, const char *what, hm_backup_meta *m, hm_error *err);

@@ -376,7 +376,7 @@ int hm_repo_save_meta(const hm_repo *r, const hm_backup_meta *m, hm_error *err)
 	int dfd = open_backup_dir(r, m->id, err);
 	if (dfd < 0)
 		return -1;
-	char *text = hm_meta_encode(m, 1);
+	char *text = hm_meta_encode_public(m, 1);
 	int rc = text ? hm_write_file_atomic_at(dfd, HM_REPO_META, p, text, strlen(text), 0600, err)
 		      : hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 	free(text);
@@ -425,7 +425,7 @@ int hm_repo_commit(const hm_repo *r, const char *partial, const hm_backup_meta *
 	int pfd = hm_open_dir_at(r->tmpfd, id, partial, err);
 	if (pfd < 0)
 		return -1;
-	char *j = hm_meta_encode(m, 1);
+	char *j = hm_meta_encode_public(m, 1);
 	snprintf(mp, sizeof mp, "%s/%s", partial, HM_REPO_META);
 	int rc = j ? hm_write_file_atomic_at(pfd, HM_REPO_META, mp, j, strlen(j), 0600, err)
 		   : hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../common/digest.h"
+#include "../common/fsutil.h"
 #include "repo_int.h"
 
 #define IOBUF (1u << 20)
@@ -198,7 +199,6 @@ int hm_repo_store_archive(const hm_repo *r, const char *partial, hm_backup_meta 
 		snprintf(m->encryption, sizeof m->encryption, "%s", HM_META_CIPHER);
 		snprintf(m->kdf, sizeof m->kdf, "%s", kid[0] ? "key" : "argon2id");
 		snprintf(m->key_id, sizeof m->key_id, "%s", kid);
-		m->source[0] = '\0'; /* host, port, user or data directory: inside the archive only */
 	}
 	rc = 0;
 cleanup:
@@ -488,4 +488,113 @@ int hm_repo_check_partial(const hm_repo *dst, const char *partial, const hm_back
 		return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "%s: the copy differs from what was read",
 				    path);
 	return 0;
+}
+
+/* Put a small object name of backup id: s3 <id>/<name>, or partial/<name> (0600). */
+static int put_small(const hm_repo *r, const char *partial, const char *id, const char *name,
+		     const void *data, size_t len, hm_error *err)
+{
+	char key[300];
+	if (r->st) {
+		snprintf(key, sizeof key, "%s/%s", id, name);
+		return hm_storage_put(r->st, key, data, len, 0, err) == 0 ? 0 : hm_repo_s3_fail(err);
+	}
+	snprintf(key, sizeof key, "%s/%s", partial, name);
+	return hm_write_file_atomic(key, data, len, 0600, err);
+}
+
+/* Get a small object name of backup id as it is listed (local: REPO/<id>/<name>). */
+static int get_small(const hm_repo *r, const char *id, const char *name, char **out, size_t *len,
+		     hm_error *err)
+{
+	char key[300];
+	*out = NULL;
+	if (r->st) {
+		snprintf(key, sizeof key, "%s/%s", id, name);
+		int rc = hm_storage_get(r->st, key, HM_REPO_META_MAX * 2, out, len, err);
+		if (rc == HM_STORAGE_MISSING)
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "%s/%s: missing from the repository",
+					    id, name);
+		return rc == 0 ? 0 : hm_repo_s3_fail(err);
+	}
+	snprintf(key, sizeof key, "%s/%s/%s", r->path, id, name);
+	int fd = hm_repo_open_file(r, id, name, O_RDONLY, err);
+	if (fd < 0) {
+		err->code = HM_EXIT_VERIFY_FAILED;
+		return -1;
+	}
+	int rc = hm_read_fd(fd, key, HM_REPO_META_MAX * 2, out, len, err);
+	close(fd);
+	return rc;
+}
+
+int hm_repo_seal_meta(const hm_repo *r, const char *partial, const hm_backup_meta *m, hm_crypt_secret *secret,
+		      hm_error *err)
+{
+	unsigned char *enc = NULL;
+	size_t enclen;
+	char *j = hm_meta_encode(m, 0);
+	if (!j)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	int rc = hm_crypt_encrypt_buffer(secret, j, strlen(j), &enc, &enclen, err);
+	explicit_bzero(j, strlen(j));
+	free(j);
+	if (rc == 0)
+		rc = put_small(r, partial, m->id, HM_META_SEALED, enc, enclen, err);
+	free(enc);
+	return rc;
+}
+
+int hm_repo_unseal_meta(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret,
+			hm_backup_meta *out, hm_error *err)
+{
+	char *text = NULL, what[200];
+	unsigned char *plain = NULL;
+	size_t len, plen;
+	int rc = -1;
+	if (get_small(r, m->id, HM_META_SEALED, &text, &len, err) != 0)
+		return -1;
+	if (hm_crypt_decrypt_buffer(secret, text, len, &plain, &plen, err) != 0) {
+		hm_error_prefix(err, "%s/%s", m->id, HM_META_SEALED);
+		goto cleanup;
+	}
+	char *z = realloc(plain, plen + 1);
+	if (!z) {
+		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		goto cleanup;
+	}
+	plain = (unsigned char *)z;
+	plain[plen] = '\0';
+	snprintf(what, sizeof what, "%s/%s", m->id, HM_META_SEALED);
+	if (hm_meta_decode((char *)plain, what, out, err) != 0)
+		goto cleanup;
+	if (strcmp(out->id, m->id) != 0 || strcmp(out->stored_sha256, m->stored_sha256) != 0 ||
+	    out->stored_size != m->stored_size || strcmp(out->stored_name, m->stored_name) != 0) {
+		hm_error_set(err, HM_EXIT_CORRUPT, "%s: names another backup or archive than backup.json",
+			     what);
+		goto cleanup;
+	}
+	out->verified = m->verified;
+	out->verified_time = m->verified_time;
+	snprintf(out->verify_error, sizeof out->verify_error, "%s", m->verify_error);
+	rc = 0;
+cleanup:
+	if (plain) {
+		explicit_bzero(plain, plen);
+		free(plain);
+	}
+	free(text);
+	return rc;
+}
+
+int hm_repo_copy_sealed(const hm_repo *src, const hm_repo *dst, const char *partial, const hm_backup_meta *m,
+			hm_error *err)
+{
+	char *data;
+	size_t len;
+	if (get_small(src, m->id, HM_META_SEALED, &data, &len, err) != 0)
+		return -1;
+	int rc = put_small(dst, partial, m->id, HM_META_SEALED, data, len, err);
+	free(data);
+	return rc;
 }

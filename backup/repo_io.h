@@ -17,8 +17,7 @@
  *  - s3: streamed (encrypted when secret) to <id>/<stored name>, multipart with bounded
  *    memory; the local plain file removed.
  * m gets stored_name/size/sha256 (the digests of the bytes as stored) and, with a secret,
- * its encryption fields; its "source" is dropped from the readable metadata (the archive
- * keeps its own copy). 0 or -1. */
+ * its encryption fields (then seal its metadata: hm_repo_seal_meta). 0 or -1. */
 int hm_repo_store_archive(const hm_repo *r, const char *partial, hm_backup_meta *m, hm_crypt_secret *secret,
 			  hm_error *err);
 
@@ -47,6 +46,22 @@ int hm_repo_copy_stored(const hm_repo *src, const hm_repo *dst, const char *part
  * <id>/<stored name>; local: partial/<stored name>) and compare size and SHA-256 with m's
  * stored fields. 0, or -1 with HM_EXIT_VERIFY_FAILED. */
 int hm_repo_check_partial(const hm_repo *dst, const char *partial, const hm_backup_meta *m, hm_error *err);
+
+/* Write the sealed (encrypted) copy of backup m's full metadata, HM_META_SEALED, beside its
+ * archive (s3: <id>/HM_META_SEALED; local: partial/HM_META_SEALED), after
+ * hm_repo_store_archive and before hm_repo_commit. 0 or -1. */
+int hm_repo_seal_meta(const hm_repo *r, const char *partial, const hm_backup_meta *m, hm_crypt_secret *secret,
+		      hm_error *err);
+
+/* The full metadata of encrypted backup m (as listed: the readable fields only) from its
+ * sealed copy, with m's status. It must name the same backup and stored object
+ * (HM_EXIT_CORRUPT otherwise; a missing copy is HM_EXIT_VERIFY_FAILED). 0 or -1. */
+int hm_repo_unseal_meta(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret,
+			hm_backup_meta *out, hm_error *err);
+
+/* Copy the sealed metadata of m as it is from src into dst (s3 or partial/). 0 or -1. */
+int hm_repo_copy_sealed(const hm_repo *src, const hm_repo *dst, const char *partial, const hm_backup_meta *m,
+			hm_error *err);
 
 /* Is secret the key encrypted backup m needs? 0, or -1 with HM_EXIT_INPUT saying which key
  * (id) or which kind (key file, passphrase) is needed. */

@@ -118,7 +118,7 @@ int hm_repo_s3_save_meta(const hm_repo *r, const hm_backup_meta *m, int exclusiv
 	/* the commit point: only while the lease is still ours */
 	if (r->slock && hm_storage_lock_check(r->slock, err) != 0)
 		return hm_repo_s3_fail(err);
-	char *j = hm_meta_encode(m, 1);
+	char *j = hm_meta_encode_public(m, 1);
 	if (!j)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 	int rc = hm_storage_put(r->st, key, j, strlen(j), exclusive ? HM_STORAGE_EXCLUSIVE : 0, err);

@@ -524,6 +524,26 @@ int hm_verify_backup(const hm_repo *r, const hm_backup_meta *m, const hm_verify_
 	int rc = -1, fd = -1;
 	memset(&v, 0, sizeof v);
 	memset(rep, 0, sizeof *rep);
+	/* an encrypted backup: its full metadata (members, digests) from the sealed copy */
+	hm_backup_meta *full = NULL;
+	if (!m->broken && hm_repo_encrypted(m)) {
+		if (hm_repo_check_key(m, opts->secret, err) != 0)
+			return -1;
+		if (!(full = malloc(sizeof *full)))
+			return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		hm_error ue = {0};
+		if (hm_repo_unseal_meta(r, m, opts->secret, full, &ue) != 0) {
+			free(full);
+			if (ue.code != HM_EXIT_CORRUPT && ue.code != HM_EXIT_VERIFY_FAILED) {
+				*err = ue;
+				return -1;
+			}
+			hm_verify_problem(rep, "%s", ue.message);
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "backup %s failed verification: %s",
+					    m->id, ue.message);
+		}
+		m = full;
+	}
 	v.meta = m;
 	v.opts = opts;
 	v.rep = rep;
@@ -602,5 +622,6 @@ cleanup:
 	free(v.manifest);
 	free(v.embedded);
 	free(v.buf);
+	free(full);
 	return rc;
 }

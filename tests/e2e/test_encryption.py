@@ -83,6 +83,9 @@ def test_key_file_round_trip_local_and_s3(objstore, bucket, pg, keys, tmp_path):
     assert got.startswith(MAGIC) and len(got) == b["stored"]["size"]
     [item] = repo.listing()
     assert item["id"] == b["id"] and item["kind"] == "online" and "source" not in item
+    assert item["members"] == [] and "start_lsn" not in item and "system_identifier" not in item
+    assert f"{b['id']}/backup.json.hmenc" in [line.split("\t")[0] for line in
+                                               tool.ok("ls", "enc", opts=["--recursive"]).stdout.splitlines()]
     r = repo.ok("backups", "verify", b["id"])
     assert "contents not checked" in r.stdout
     r = repo.ok("backups", "verify", b["id"], "--encrypt-key-file", k1)
@@ -99,9 +102,13 @@ def test_key_file_round_trip_local_and_s3(objstore, bucket, pg, keys, tmp_path):
     backed_up = {}
     o = offline_backup(pg, lrepo, "--encrypt-key-file", k1, snapshot=backed_up)
     files = sorted(p.name for p in (lrepo / o["id"]).iterdir())
-    assert files == ["backup.json", "data.tar.zst.hmenc"], files
+    assert files == ["backup.json", "backup.json.hmenc", "data.tar.zst.hmenc"], files
     assert (lrepo / o["id"] / "data.tar.zst.hmenc").read_bytes().startswith(MAGIC)
-    assert "source" not in json.loads((lrepo / o["id"] / "backup.json").read_text())
+    assert (lrepo / o["id"] / "backup.json.hmenc").read_bytes().startswith(MAGIC)
+    readable = json.loads((lrepo / o["id"] / "backup.json").read_text())
+    for secret_fact in ("source", "system_identifier", "database_size"):
+        assert secret_fact not in readable or not readable[secret_fact], secret_fact
+    assert readable["members"] == [] and readable["kind"] == "offline"
     r = local("backups", "verify", o["id"], "--repo", lrepo, "--encrypt-key-file", k1)
     assert r.returncode == 0, r.stderr
     restored = ho_pg.Cluster.blank(RESTORED_PORT)
@@ -182,7 +189,7 @@ def flip(data, at):
     return bytes(data)
 
 
-@pytest.mark.parametrize("case", ["tampered", "header", "truncated", "extended", "flip-only"])
+@pytest.mark.parametrize("case", ["tampered", "header", "truncated", "extended", "flip-only", "sealed"])
 def test_damaged_ciphertext_fails_verify_and_restore(pg, keys, tmp_path, case):
     """Ciphertext changed in the middle, in its header, cut short, extended (with the outer
     digests fixed up to match), or only flipped (outer digests left): verify and restore fail
@@ -199,6 +206,9 @@ def test_damaged_ciphertext_fails_verify_and_restore(pg, keys, tmp_path, case):
         rewrite(repo, b, lambda d: d[: size - 100])
     elif case == "extended":
         rewrite(repo, b, lambda d: d + os.urandom(200))
+    elif case == "sealed":  # the encrypted copy of the metadata
+        sealed = repo / b["id"] / "backup.json.hmenc"
+        sealed.write_bytes(flip(sealed.read_bytes(), len(sealed.read_bytes()) - 5))
     else:
         obj = repo / b["id"] / b["stored"]["name"]
         obj.write_bytes(flip(obj.read_bytes(), size // 3))

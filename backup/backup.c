@@ -49,6 +49,7 @@ typedef struct stream_ctx {
 	int member_is_zst;   /* current member is a .tar.zst that needs the tar terminator frame */
 	uint64_t data_bytes; /* archive bytes received */
 	int fault_mid_stream;
+	hm_repo *repo; /* for the lease of an s3 repository's lock while the archive is staged */
 } stream_ctx;
 
 /* One zstd frame holding 1024 zero bytes (an RLE block): appended to each server archive
@@ -176,6 +177,8 @@ static int on_data(void *ctx, const void *buf, size_t len, hm_error *err)
 		/* test hook (HIVE_BACKUP_FAULT=mid-stream): die like kill -9 in the middle */
 		raise(SIGKILL);
 	}
+	if (hm_repo_keepalive(s->repo, err) != 0)
+		return -1;
 	return hm_tarout_write(&s->tar, buf, len, err);
 }
 
@@ -252,6 +255,7 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	memset(&s, 0, sizeof s);
 	s.tar.fd = -1;
 	s.meta = meta;
+	s.repo = repo;
 	const char *fault = getenv("HIVE_BACKUP_FAULT");
 	s.fault_mid_stream = fault && !strcmp(fault, "mid-stream");
 	if (read_password(a->password_file, &password, err) != 0)

@@ -24,6 +24,7 @@
 #define HM_REPO_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "../common/crypt.h"
 #include "../common/error.h"
@@ -56,6 +57,8 @@ typedef struct hm_repo {
 	hm_storage_lock *slock; /* s3: the lease lock, when held */
 	char stage[4096];	/* a private local work directory (0700, removed on close), or "" */
 	int stagefd;
+	unsigned lease_s;	    /* s3: the lock's lease */
+	struct timespec renewed;    /* s3: when the lease was last renewed (CLOCK_MONOTONIC) */
 } hm_repo;
 
 /* Is location an object-store repository (s3://...)? */
@@ -71,6 +74,11 @@ int hm_repo_is_remote(const char *location);
  * download fail, never a half restore). Storage failures are HM_EXIT_STORAGE. 0 or -1. */
 int hm_repo_open(hm_repo *r, const char *path, const hm_repo_conn *conn, int create, hm_repo_lock lock,
 		 hm_error *err);
+
+/* While a long step runs without talking to the object store (the online backup staging
+ * its archive): renew the lease once a third of it has passed. Local, or no lock: 0. 0 or
+ * -1 (HM_EXIT_LOCKED when it was lost). */
+int hm_repo_keepalive(hm_repo *r, hm_error *err);
 
 /* Release the locks and close. */
 void hm_repo_close(hm_repo *r);

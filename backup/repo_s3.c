@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/fsutil.h"
@@ -199,6 +200,8 @@ int hm_repo_s3_open(hm_repo *r, const char *url, const hm_repo_conn *conn, int c
 			hm_repo_close(r);
 			return -1;
 		}
+		r->lease_s = so.s3.lock_ttl_s ? so.s3.lock_ttl_s : 600;
+		clock_gettime(CLOCK_MONOTONIC, &r->renewed);
 		if (clean_leftovers(r, err) != 0) {
 			hm_repo_close(r);
 			return -1;
@@ -220,4 +223,18 @@ void hm_repo_discard(const hm_repo *r, const char *id)
 	hm_error ignored;
 	if (r->st && id[0])
 		hm_storage_remove_dir(r->st, id, &ignored);
+}
+
+int hm_repo_keepalive(hm_repo *r, hm_error *err)
+{
+	struct timespec now;
+	if (!r->slock)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((double)(now.tv_sec - r->renewed.tv_sec) < r->lease_s / 3.0)
+		return 0;
+	if (hm_storage_lock_check(r->slock, err) != 0)
+		return hm_repo_s3_fail(err);
+	r->renewed = now;
+	return 0;
 }

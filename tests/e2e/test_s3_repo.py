@@ -299,3 +299,30 @@ def test_copy_local_to_s3_then_restore(objstore, bucket, pg, tmp_path):
     assert cp.returncode == EXIT_VERIFY_FAILED, cp.stderr
     assert "copy refused" in one_error_line(cp)
     assert objects(tool, "other") in ([], [".lock"])
+
+
+def test_object_store_gone_during_upload(objstore, bucket, pg, tmp_path):
+    """The object store stops answering in the middle of the upload (a proxy in front of
+    radosgw resets the connection after 3 MB, then every later one): the backup fails after
+    its retries with one line and exit 25, nothing is listed, the database is untouched, and
+    once the store is back a prune (after the lost run's lease) aborts the left-over upload."""
+    from s3_helpers import FaultyProxy
+    name, tool = bucket
+    repo = Repo(objstore, name, "gone", tmp_path)
+    before = pg.digest()
+    port = int(objstore.endpoint.rsplit(":", 1)[1])
+    proxy = FaultyProxy(port, ["cutup:3000000"], port=29091, default="reset")
+    try:
+        r = repo("backup", *pg.backup_args(), endpoint=proxy.endpoint, timeout=300)
+    finally:
+        proxy.close()
+    assert r.returncode == EXIT_STORAGE, (r.returncode, r.stderr)
+    line = one_error_line(r)
+    assert "after" in line and "attempts" in line, line
+    assert repo.listing() == []
+    assert pg.digest() == before
+    assert list(repo.stage.iterdir()) == []
+    r = after_lease(lambda: repo("backups", "prune", "--keep-last", "1"))
+    assert r.returncode == 0, r.stderr
+    assert tool.partials("gone") == []
+    assert [o for o in objects(tool, "gone") if o != ".lock"] == []

@@ -326,3 +326,33 @@ def test_object_store_gone_during_upload(objstore, bucket, pg, tmp_path):
     assert r.returncode == 0, r.stderr
     assert tool.partials("gone") == []
     assert [o for o in objects(tool, "gone") if o != ".lock"] == []
+
+
+def test_lock_across_hosts_and_status(objstore, bucket, pg, tmp_path):
+    """Another host's run holds PREFIX/.lock (the storage tool, as a second process): backup,
+    verify and prune exit 33 at once naming it, while list, status and restore (no lock) work.
+    status: 0 when fresh, 42 (stale) past --max-age."""
+    from s3_helpers import kill9
+    name, tool = bucket
+    repo = Repo(objstore, name, "l", tmp_path)
+    b = json.loads(repo.backup(pg).stdout)
+    holder = tool.popen("lockcheck", "l/.lock", "backup on host A", "60")
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for args in (("backup", *pg.backup_args()), ("backups", "verify", b["id"]),
+                     ("backups", "prune", "--keep-last", "1")):
+            r = repo(*args)
+            assert r.returncode == EXIT_LOCKED, (args, r.stderr)
+            assert "backup on host A" in one_error_line(r)
+        assert [x["id"] for x in repo.listing()] == [b["id"]]
+        assert repo("status").returncode == 0
+        restored = ho_pg.Cluster.blank(RESTORED_PORT)
+        try:
+            repo.ok("backups", "restore", b["id"], "--to", restored.data, "--quiet")
+            assert (restored.data / "PG_VERSION").exists()
+        finally:
+            restored.remove()
+    finally:
+        kill9(holder)
+    r = repo("status", "--max-age", "0s", "--json")
+    assert r.returncode == 42 and json.loads(r.stdout)["stale"] is True

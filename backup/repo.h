@@ -57,8 +57,8 @@ typedef struct hm_repo {
 	hm_storage_lock *slock; /* s3: the lease lock, when held */
 	char stage[4096];	/* a private local work directory (0700, removed on close), or "" */
 	int stagefd;
-	unsigned lease_s;	    /* s3: the lock's lease */
-	struct timespec renewed;    /* s3: when the lease was last renewed (CLOCK_MONOTONIC) */
+	unsigned lease_s;	 /* s3: the lock's lease */
+	struct timespec renewed; /* s3: when the lease was last renewed (CLOCK_MONOTONIC) */
 } hm_repo;
 
 /* Is location an object-store repository (s3://...)? */

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,14 +58,50 @@ int hm_repo_is_remote(const char *location)
 	return hm_storage_is_url(location);
 }
 
+/* Remove the work directories hive-migrate-PID-* under tmp of runs that died (kill -9):
+ * the pid is gone and the directory is ours; anything else is left alone. */
+static void remove_stale_stages(const char *tmp)
+{
+	int pfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = pfd >= 0 ? fdopendir(pfd) : NULL;
+	if (!d) {
+		if (pfd >= 0)
+			close(pfd);
+		return;
+	}
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		char *end, disp[4400];
+		struct stat st;
+		hm_error ignored;
+		if (strncmp(e->d_name, "hive-migrate-", 13) != 0)
+			continue;
+		long pid = strtol(e->d_name + 13, &end, 10);
+		if (end == e->d_name + 13 || *end != '-' || pid <= 0 || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* alive, or not ours to signal */
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+		    st.st_uid != geteuid())
+			continue;
+		snprintf(disp, sizeof disp, "%s/%s", tmp, e->d_name);
+		hm_rmtree_at(dirfd(d), e->d_name, disp, &ignored);
+	}
+	closedir(d);
+}
+
+/* Where work directories go: $TMPDIR, else /var/tmp (room for an archive; /tmp may be RAM). */
+static const char *stage_parent(void)
+{
+	const char *t = getenv("TMPDIR");
+	return t && t[0] ? t : "/var/tmp";
+}
+
 int hm_repo_stage_fd(const hm_repo *cr, hm_error *err)
 {
 	hm_repo *r = (hm_repo *)cr; /* the stage is a cache created on first use */
 	if (r->stagefd >= 0)
 		return r->stagefd;
-	const char *t = getenv("TMPDIR");
-	if (!t || !t[0])
-		t = "/var/tmp";
+	const char *t = stage_parent();
 	if (snprintf(r->stage, sizeof r->stage, "%s/hive-migrate-%ld-XXXXXX", t, (long)getpid()) >=
 	    (int)sizeof r->stage) {
 		r->stage[0] = '\0';
@@ -100,16 +137,26 @@ static void drop_stage(hm_repo *r)
 	}
 }
 
+static int hm_repo_open_local(hm_repo *r, const char *path, int create, hm_repo_lock lock, hm_error *err);
+
 int hm_repo_open(hm_repo *r, const char *path, const hm_repo_conn *conn, int create, hm_repo_lock lock,
 		 hm_error *err)
 {
-	struct stat st;
 	memset(r, 0, sizeof *r);
 	r->fd = r->tmpfd = r->stagefd = r->lock.fd = r->restore_lock.fd = -1;
 	if (snprintf(r->path, sizeof r->path, "%s", path) >= (int)sizeof r->path)
 		return hm_error_set(err, HM_EXIT_INPUT, "repository path too long: \"%s\"", path);
-	if (hm_repo_is_remote(path))
-		return hm_repo_s3_open(r, path, conn, create, lock, err);
+	int rc = hm_repo_is_remote(path) ? hm_repo_s3_open(r, path, conn, create, lock, err)
+					 : hm_repo_open_local(r, path, create, lock, err);
+	/* a locked run: the work directories of runs that were killed go */
+	if (rc == 0 && (lock == HM_REPO_EXCLUSIVE || lock == HM_REPO_PRUNE))
+		remove_stale_stages(stage_parent());
+	return rc;
+}
+
+static int hm_repo_open_local(hm_repo *r, const char *path, int create, hm_repo_lock lock, hm_error *err)
+{
+	struct stat st;
 	/* REPO itself is the path the user gave (it may be a symlink to a disk elsewhere) */
 	r->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->fd < 0 && errno == ENOENT && create) {

@@ -157,11 +157,13 @@ def test_kill_9_during_upload_lists_nothing_and_prune_cleans(objstore, bucket, p
     assert r.returncode == -9, r.stderr
     assert repo.listing() == []
     assert tool.partials("k"), "the killed multipart upload should still be open"
+    assert len(list(repo.stage.iterdir())) == 1, "the killed run's work directory stays ..."
     r = repo("backup", *pg.backup_args(), env=repo.env(HIVE_BACKUP_FAULT="before-commit"))
     assert r.returncode == EXIT_LOCKED and "another run holds the lock" in one_error_line(r)
     r = after_lease(lambda: repo("backup", *pg.backup_args(), env=repo.env(HIVE_BACKUP_FAULT="before-commit")))
     assert r.returncode == -9, r.stderr
     assert "aborted an unfinished upload" in r.stderr
+    assert len(list(repo.stage.iterdir())) == 1, "... until the next run removes it (and leaves its own)"
     assert repo.listing() == []
     orphans = [o for o in objects(tool, "k") if o != ".lock"]
     assert orphans and not any(o.endswith("backup.json") for o in orphans), orphans
@@ -173,6 +175,7 @@ def test_kill_9_during_upload_lists_nothing_and_prune_cleans(objstore, bucket, p
     assert "an incomplete backup (no backup.json)" in r.stderr
     assert tool.partials("k") == []
     assert [o for o in objects(tool, "k") if o != ".lock"] == []
+    assert list(repo.stage.iterdir()) == [], "prune removed the last killed run's work directory"
     # and a backup after that is complete
     repo.backup(pg)
     assert len(repo.listing()) == 1

@@ -57,6 +57,10 @@ typedef struct stream_ctx {
  * it each member is a complete .tar.zst that plain `tar --zstd -x` reads; zstd decoders
  * concatenate frames. Frame: magic, FHD 0x60 (single segment, 2-byte size = 1024 - 256),
  * one last RLE block of 1024 copies of 0x00. */
+/* Member data per tar entry when streaming to an object store (stream mode of tarout.h):
+ * the driver's part size, so memory stays one chunk plus the parts in flight. */
+#define STREAM_CHUNK HM_S3_DEFAULT_PART
+
 static const unsigned char tar_terminator_zst[] = {0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x00,
 						   0x03, 0x03, 0x20, 0x00, 0x00};
 
@@ -246,8 +250,9 @@ static void report(const backup_args *a, const hm_backup_meta *m, const hm_bb_in
 
 /* The online backup. */
 static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_bb_info *info,
-		      hm_error *err)
+		      hm_crypt_secret *secret, hm_error *err)
 {
+	hm_repo_stream *stream = NULL;
 	stream_ctx s;
 	char partial[4500], tarpath[4600], label[96];
 	char *password = NULL;
@@ -269,8 +274,15 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	if (hm_repo_partial(repo, meta->id, partial, sizeof partial, err) != 0)
 		goto cleanup;
 	snprintf(tarpath, sizeof tarpath, "%s/%s", partial, meta->archive);
-	if (hm_tarout_open(&s.tar, tarpath, err) != 0)
+	/* an object store: straight into a multipart upload (chunked tar entries, memory
+	 * bounded); a directory: into the partial file, headers written in place */
+	if (hm_repo_streams(repo)) {
+		if (hm_repo_stream_open(repo, meta, secret, &stream, err) != 0 ||
+		    hm_tarout_open_stream(&s.tar, hm_repo_stream_write, stream, STREAM_CHUNK, err) != 0)
+			goto cleanup;
+	} else if (hm_tarout_open(&s.tar, tarpath, err) != 0) {
 		goto cleanup;
+	}
 	hm_progress_init(&s.progress, stderr, "backup", 0, a->quiet || a->json);
 	hm_bb_conn conn = {a->prof_host, a->prof_port, a->prof_user, a->conninfo,
 			   a->host,	 a->port,      a->user,	     password};
@@ -304,10 +316,17 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	free(j);
 	if (r != 0 || hm_tarout_close(&s.tar, &meta->archive_size, err) != 0)
 		goto cleanup;
+	if (stream) {
+		hm_repo_stream *done = stream;
+		stream = NULL;
+		if (hm_repo_stream_commit(done, meta, err) != 0)
+			goto cleanup;
+	}
 	hm_progress_finish(&s.progress);
 	rc = 0;
 cleanup:
 	hm_tarout_abort(&s.tar);
+	hm_repo_stream_abort(stream);
 	if (password) {
 		explicit_bzero(password, strlen(password));
 		free(password);
@@ -527,7 +546,8 @@ int hm_cmd_backup(int argc, char **argv)
 	hm_meta_init(&meta);
 	meta.start_time = time(NULL);
 	hm_repo_new_id(meta.start_time, meta.id, meta.uuid);
-	rc = a.offline ? run_offline(&a, &repo, &meta, &err) : run_online(&a, &repo, &meta, &info, &err);
+	rc = a.offline ? run_offline(&a, &repo, &meta, &err)
+		       : run_online(&a, &repo, &meta, &info, secret, &err);
 	char tp[4200];
 	snprintf(partial, sizeof partial, "%s/%s", hm_repo_tmp_path(&repo, tp, sizeof tp), meta.id);
 	/* the archive as stored (encrypted, uploaded), then backup.json: the commit point */

@@ -125,8 +125,8 @@ int hm_repo_store_archive(const hm_repo *r, const char *partial, hm_backup_meta 
 	hm_crypt_enc *enc = NULL;
 	sink_t d = {.fd = -1, .disp = out};
 	int in = -1, rc = -1;
-	if (!r->st && !secret)
-		return 0;
+	if ((!r->st && !secret) || m->stored_name[0])
+		return 0; /* local plain, or streamed already */
 	snprintf(m->stored_name, sizeof m->stored_name, "%s%s", m->archive, secret ? ENC_SUFFIX : "");
 	snprintf(plain, sizeof plain, "%s/%s", partial, m->archive);
 	if (r->st)
@@ -597,4 +597,80 @@ int hm_repo_copy_sealed(const hm_repo *src, const hm_repo *dst, const char *part
 	int rc = put_small(dst, partial, m->id, HM_META_SEALED, data, len, err);
 	free(data);
 	return rc;
+}
+
+struct hm_repo_stream {
+	sink_t d;
+	hm_crypt_enc *enc;
+	hm_crypt_secret *secret;
+	char name[64];
+	char disp[4800];
+};
+
+int hm_repo_streams(const hm_repo *r)
+{
+	return r->st != NULL;
+}
+
+int hm_repo_stream_open(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret,
+			hm_repo_stream **out, hm_error *err)
+{
+	hm_repo_stream *s = calloc(1, sizeof *s);
+	*out = NULL;
+	if (!s || !(s->d.sha = hm_sha256_new())) {
+		free(s);
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	}
+	const char *f = getenv("HIVE_BACKUP_FAULT");
+	s->d.fault_mid_upload = f && !strcmp(f, "mid-upload");
+	s->d.fd = -1;
+	s->d.disp = s->disp;
+	s->secret = secret;
+	snprintf(s->name, sizeof s->name, "%s%s", m->archive, secret ? ENC_SUFFIX : "");
+	/* an unknown size: the driver's default part size (10000 parts of 8 MiB: 78 GiB) */
+	if (dst_open(r, NULL, m, s->name, 0, &s->d, s->disp, sizeof s->disp, err) != 0 ||
+	    (secret && hm_crypt_enc_new(secret, 0, dst_write, &s->d, &s->enc, err) != 0)) {
+		hm_repo_stream_abort(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+int hm_repo_stream_write(void *ctx, const void *data, size_t len, hm_error *err)
+{
+	hm_repo_stream *s = ctx;
+	return s->enc ? hm_crypt_enc_write(s->enc, data, len, err) : dst_write(&s->d, data, len, err);
+}
+
+int hm_repo_stream_commit(hm_repo_stream *s, hm_backup_meta *m, hm_error *err)
+{
+	if ((s->enc && hm_crypt_enc_finish(s->enc, err) != 0) || dst_finish(&s->d, err) != 0) {
+		hm_repo_stream_abort(s);
+		return -1;
+	}
+	snprintf(m->stored_name, sizeof m->stored_name, "%s", s->name);
+	m->stored_size = s->d.size;
+	hm_sha256_final_hex(s->d.sha, m->stored_sha256);
+	s->d.sha = NULL;
+	if (s->secret) {
+		const char *kid = hm_crypt_secret_key_id(s->secret);
+		snprintf(m->encryption, sizeof m->encryption, "%s", HM_META_CIPHER);
+		snprintf(m->kdf, sizeof m->kdf, "%s", kid[0] ? "key" : "argon2id");
+		snprintf(m->key_id, sizeof m->key_id, "%s", kid);
+	}
+	hm_repo_stream_abort(s);
+	return 0;
+}
+
+void hm_repo_stream_abort(hm_repo_stream *s)
+{
+	if (!s)
+		return;
+	hm_crypt_enc_free(s->enc);
+	if (s->d.w)
+		hm_storage_write_abort(s->d.w);
+	if (s->d.sha)
+		hm_sha256_free(s->d.sha);
+	free(s);
 }

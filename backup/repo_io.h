@@ -63,6 +63,24 @@ int hm_repo_unseal_meta(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secr
 int hm_repo_copy_sealed(const hm_repo *src, const hm_repo *dst, const char *partial, const hm_backup_meta *m,
 			hm_error *err);
 
+/* Streaming a new archive straight into an object store (no local copy): */
+typedef struct hm_repo_stream hm_repo_stream;
+
+/* Should backup stream its archive (s3), rather than stage it and store it? */
+int hm_repo_streams(const hm_repo *r);
+
+/* Start <id>/<archive> (or <archive>.hmenc, encrypted with secret): a multipart upload
+ * with bounded memory. 0 or -1. */
+int hm_repo_stream_open(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret,
+			hm_repo_stream **out, hm_error *err);
+/* The sink (hm_tarout_sink): ctx is the stream. */
+int hm_repo_stream_write(void *ctx, const void *data, size_t len, hm_error *err);
+/* Complete the object; m gets its stored and encryption fields (as hm_repo_store_archive
+ * gives them, which then has nothing left to do). Frees s. 0 or -1. */
+int hm_repo_stream_commit(hm_repo_stream *s, hm_backup_meta *m, hm_error *err);
+/* Abort the upload; frees s. NULL is fine. */
+void hm_repo_stream_abort(hm_repo_stream *s);
+
 /* Is secret the key encrypted backup m needs? 0, or -1 with HM_EXIT_INPUT saying which key
  * (id) or which kind (key file, passphrase) is needed. */
 int hm_repo_check_key(const hm_backup_meta *m, hm_crypt_secret *secret, hm_error *err);

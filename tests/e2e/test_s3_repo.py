@@ -158,6 +158,8 @@ def test_kill_9_during_upload_lists_nothing_and_prune_cleans(objstore, bucket, p
     assert repo.listing() == []
     assert tool.partials("k"), "the killed multipart upload should still be open"
     assert len(list(repo.stage.iterdir())) == 1, "the killed run's work directory stays ..."
+    staged = [p for p in repo.stage.rglob("*") if p.is_file()]
+    assert staged == [], f"an online backup streams: no local copy of the archive ({staged})"
     r = repo("backup", *pg.backup_args(), env=repo.env(HIVE_BACKUP_FAULT="before-commit"))
     assert r.returncode == EXIT_LOCKED and "another run holds the lock" in one_error_line(r)
     r = after_lease(lambda: repo("backup", *pg.backup_args(), env=repo.env(HIVE_BACKUP_FAULT="before-commit")))

@@ -21,11 +21,14 @@
 #include "basebackup.h"
 #include "meta.h"
 #include "repo.h"
+#include "repo_cli.h"
+#include "repo_io.h"
 #include "tarout.h"
 
 /* The parsed command line. */
 typedef struct backup_args {
 	const char *repo;
+	hm_repo_cli rc;				       /* s3 connection and encryption options */
 	const char *profile;			       /* --profile NAME, or NULL */
 	const char *prof_host, *prof_port, *prof_user; /* what --profile selects */
 	const char *conninfo;			       /* -d/--dbname */
@@ -46,6 +49,7 @@ typedef struct stream_ctx {
 	int member_is_zst;   /* current member is a .tar.zst that needs the tar terminator frame */
 	uint64_t data_bytes; /* archive bytes received */
 	int fault_mid_stream;
+	hm_repo *repo; /* for the lease of an s3 repository's lock while the archive is staged */
 } stream_ctx;
 
 /* One zstd frame holding 1024 zero bytes (an RLE block): appended to each server archive
@@ -53,23 +57,32 @@ typedef struct stream_ctx {
  * it each member is a complete .tar.zst that plain `tar --zstd -x` reads; zstd decoders
  * concatenate frames. Frame: magic, FHD 0x60 (single segment, 2-byte size = 1024 - 256),
  * one last RLE block of 1024 copies of 0x00. */
+/* Member data per tar entry when streaming to an object store (stream mode of tarout.h):
+ * the driver's part size, so memory stays one chunk plus the parts in flight. */
+#define STREAM_CHUNK HM_S3_DEFAULT_PART
+
 static const unsigned char tar_terminator_zst[] = {0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x00,
 						   0x03, 0x03, 0x20, 0x00, 0x00};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hive-migrate backup --repo DIR [-d CONNINFO] [-h HOST] [-p PORT] [-U USER]\n"
+		"usage: hive-migrate backup --repo DIR|s3://BUCKET/PREFIX [-d CONNINFO] [-h HOST] [-p PORT]\n"
+		"                           [-U USER] [--encrypt-key-file FILE] [--s3-... options]\n"
 		"                           [--profile agent|genie] [--password-file FILE]\n"
 		"                           [--checksums crc32c|sha256] [--zstd-level N] "
 		"[--no-wait-archive]\n"
 		"                           [--quiet] [--json]\n"
-		"       hive-migrate backup --offline --data-dir DIR --repo DIR [--quiet] [--json]\n\n"
+		"       hive-migrate backup --offline --data-dir DIR --repo DIR|s3://BUCKET/PREFIX [--quiet] "
+		"[--json]\n\n"
 		"Online: a physical backup over PostgreSQL's replication protocol (BASE_BACKUP, WAL\n"
 		"included, server-side zstd, backup_manifest), streamed into one archive in the repository.\n"
 		"Offline: an archive of a stopped cluster's data directory (pg_control must say shut "
 		"down).\n\n"
-		"  --repo DIR            backup repository (created 0700 if missing)\n"
+		"  --repo DIR            backup repository (created 0700 if missing), or s3://BUCKET/PREFIX\n"
+		"                        (the bucket must exist; online backups stream, offline ones are\n"
+		"                        staged under $TMPDIR, default /var/tmp; backup.json is written "
+		"last)\n"
 		"  -d, --dbname CONNINFO a libpq connection string (\"host=/run/pg port=5433\") or URI\n"
 		"                        (postgresql://user@host:port/), as pg_basebackup -d\n"
 		"  -h, --host HOST       host name, address or Unix socket directory\n"
@@ -90,8 +103,10 @@ static void usage(FILE *f)
 		"Which server: each setting comes from the first of -h/-p/-U, then --dbname, then\n"
 		"--profile, then libpq's environment and defaults (PGSERVICE with pg_service.conf,\n"
 		"PGHOST, PGPORT, PGUSER, PGSSLMODE, ...; socket /var/run/postgresql, port 5432, the\n"
-		"login name). Without any of them, that is where pg_basebackup would connect.\n\n"
-		"exit codes: 0 ok, 2 usage, 33 locked (another run), 32 database, 43 backup failed; "
+		"login name). Without any of them, that is where pg_basebackup would "
+		"connect.\n\n" HM_REPO_CLI_HELP
+		"\nexit codes: 0 ok, 2 usage, 33 locked (another run), 32 database, 43 backup failed, 25 "
+		"object store; "
 		"docs/exit-codes.md\n");
 }
 
@@ -167,6 +182,8 @@ static int on_data(void *ctx, const void *buf, size_t len, hm_error *err)
 		/* test hook (HIVE_BACKUP_FAULT=mid-stream): die like kill -9 in the middle */
 		raise(SIGKILL);
 	}
+	if (hm_repo_keepalive(s->repo, err) != 0)
+		return -1;
 	return hm_tarout_write(&s->tar, buf, len, err);
 }
 
@@ -188,6 +205,14 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 	s->progress.total = total;
 	if (done > s->progress.done)
 		hm_progress_add(&s->progress, done - s->progress.done);
+}
+
+/* Test hook: HIVE_BACKUP_FAULT=NAME dies like kill -9 at the point NAME. */
+static void fault_point(const char *name)
+{
+	const char *f = getenv("HIVE_BACKUP_FAULT");
+	if (f && !strcmp(f, name))
+		raise(SIGKILL);
 }
 
 /* The metadata as JSON, plus (online) "connection": the host (or socket directory), port
@@ -226,8 +251,9 @@ static void report(const backup_args *a, const hm_backup_meta *m, const hm_bb_in
 
 /* The online backup. */
 static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_bb_info *info,
-		      hm_error *err)
+		      hm_crypt_secret *secret, hm_error *err)
 {
+	hm_repo_stream *stream = NULL;
 	stream_ctx s;
 	char partial[4500], tarpath[4600], label[96];
 	char *password = NULL;
@@ -235,6 +261,7 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	memset(&s, 0, sizeof s);
 	s.tar.fd = -1;
 	s.meta = meta;
+	s.repo = repo;
 	const char *fault = getenv("HIVE_BACKUP_FAULT");
 	s.fault_mid_stream = fault && !strcmp(fault, "mid-stream");
 	if (read_password(a->password_file, &password, err) != 0)
@@ -248,8 +275,15 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	if (hm_repo_partial(repo, meta->id, partial, sizeof partial, err) != 0)
 		goto cleanup;
 	snprintf(tarpath, sizeof tarpath, "%s/%s", partial, meta->archive);
-	if (hm_tarout_open(&s.tar, tarpath, err) != 0)
+	/* an object store: straight into a multipart upload (chunked tar entries, memory
+	 * bounded); a directory: into the partial file, headers written in place */
+	if (hm_repo_streams(repo)) {
+		if (hm_repo_stream_open(repo, meta, secret, &stream, err) != 0 ||
+		    hm_tarout_open_stream(&s.tar, hm_repo_stream_write, stream, STREAM_CHUNK, err) != 0)
+			goto cleanup;
+	} else if (hm_tarout_open(&s.tar, tarpath, err) != 0) {
 		goto cleanup;
+	}
 	hm_progress_init(&s.progress, stderr, "backup", 0, a->quiet || a->json);
 	hm_bb_conn conn = {a->prof_host, a->prof_port, a->prof_user, a->conninfo,
 			   a->host,	 a->port,      a->user,	     password};
@@ -283,10 +317,17 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	free(j);
 	if (r != 0 || hm_tarout_close(&s.tar, &meta->archive_size, err) != 0)
 		goto cleanup;
+	if (stream) {
+		hm_repo_stream *done = stream;
+		stream = NULL;
+		if (hm_repo_stream_commit(done, meta, err) != 0)
+			goto cleanup;
+	}
 	hm_progress_finish(&s.progress);
 	rc = 0;
 cleanup:
 	hm_tarout_abort(&s.tar);
+	hm_repo_stream_abort(stream);
 	if (password) {
 		explicit_bzero(password, strlen(password));
 		free(password);
@@ -370,9 +411,11 @@ int hm_cmd_backup(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"no-wait-archive", no_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'H'},
+		HM_REPO_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
 	backup_args a = {.checksums = "CRC32C", .zstd_level = 1};
+	hm_crypt_secret *secret = NULL;
 	hm_bb_info info;
 	hm_error err = {0};
 	hm_repo repo;
@@ -380,7 +423,7 @@ int hm_cmd_backup(int argc, char **argv)
 	char partial[4500];
 	int opt, rc;
 	memset(&repo, 0, sizeof repo);
-	repo.lock.fd = -1;
+	repo.lock.fd = repo.fd = repo.tmpfd = repo.stagefd = repo.restore_lock.fd = -1;
 	optind = 1;
 	opterr = 0;
 	memset(&info, 0, sizeof info);
@@ -458,6 +501,11 @@ int hm_cmd_backup(int argc, char **argv)
 			usage(stdout);
 			return HM_EXIT_OK;
 		default:
+			rc = hm_repo_cli_option(&a.rc, opt, optarg);
+			if (rc > 0)
+				break;
+			if (rc < 0)
+				return HM_EXIT_USAGE;
 			fprintf(stderr,
 				"hive-migrate: error: bad option \"%s\" for backup (hint: hive-migrate "
 				"backup --help)\n",
@@ -490,34 +538,41 @@ int hm_cmd_backup(int argc, char **argv)
 			return err.code;
 		}
 	}
+	/* the key first: a key file others can read is refused before any work */
+	if (hm_repo_cli_secret(&a.rc, &secret, &err) != 0)
+		goto fail;
 	double t0 = hm_progress_now();
-	if (hm_repo_open(&repo, a.repo, 1, 1, &err) != 0)
+	if (hm_repo_open(&repo, a.repo, &a.rc.conn, 1, HM_REPO_EXCLUSIVE, &err) != 0)
 		goto fail;
 	hm_meta_init(&meta);
 	meta.start_time = time(NULL);
 	hm_repo_new_id(meta.start_time, meta.id, meta.uuid);
-	rc = a.offline ? run_offline(&a, &repo, &meta, &err) : run_online(&a, &repo, &meta, &info, &err);
-	snprintf(partial, sizeof partial, "%s/.tmp/%s", repo.path, meta.id);
-	if (rc == 0) {
-		char *j = hm_meta_encode(&meta, 1);
-		char mp[4700];
-		snprintf(mp, sizeof mp, "%s/%s", partial, HM_REPO_META);
-		rc = j ? hm_write_file_atomic(mp, j, strlen(j), 0600, &err)
-		       : hm_error_set(&err, HM_EXIT_INTERNAL, "out of memory");
-		free(j);
-	}
+	rc = a.offline ? run_offline(&a, &repo, &meta, &err)
+		       : run_online(&a, &repo, &meta, &info, secret, &err);
+	char tp[4200];
+	snprintf(partial, sizeof partial, "%s/%s", hm_repo_tmp_path(&repo, tp, sizeof tp), meta.id);
+	/* the archive as stored (encrypted, uploaded), then backup.json: the commit point */
 	if (rc == 0)
-		rc = hm_repo_commit(&repo, partial, meta.id, &err);
+		rc = hm_repo_store_archive(&repo, partial, &meta, secret, &err);
+	if (rc == 0 && secret)
+		rc = hm_repo_seal_meta(&repo, partial, &meta, secret, &err);
+	if (rc == 0)
+		fault_point("before-commit");
+	if (rc == 0)
+		rc = hm_repo_commit(&repo, partial, &meta, &err);
 	if (rc != 0) {
 		hm_error ignored;
 		hm_rmtree(partial, &ignored); /* nothing partial stays behind */
+		hm_repo_discard(&repo, meta.id);
 		goto fail;
 	}
 	hm_repo_close(&repo);
+	hm_crypt_secret_free(secret);
 	report(&a, &meta, &info, hm_progress_now() - t0);
 	return HM_EXIT_OK;
 fail:
 	hm_repo_close(&repo);
+	hm_crypt_secret_free(secret);
 	if (err.code == HM_EXIT_OK)
 		err.code = HM_EXIT_BACKUP_FAILED;
 	hm_error_print(&err, stderr);

@@ -15,7 +15,10 @@
 #include "../common/fsutil.h"
 #include "../common/progress.h"
 #include "meta.h"
+#include "copy.h"
 #include "repo.h"
+#include "repo_cli.h"
+#include "repo_io.h"
 #include "restore.h"
 #include "retention.h"
 #include "verify.h"
@@ -23,6 +26,7 @@
 /* Options shared by the subcommands. */
 typedef struct bk_args {
 	const char *repo;
+	const char *from; /* copy: the source repository (the destination is --to) */
 	const char *to;
 	const char *id;
 	const char *image;
@@ -31,19 +35,22 @@ typedef struct bk_args {
 	uid_t uid;
 	gid_t gid;
 	hm_retention_policy policy;
+	hm_repo_cli rc;		 /* s3 connection and key options */
+	hm_crypt_secret *secret; /* from --encrypt-key-file / --encrypt-passphrase-file */
 } bk_args;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hive-migrate backups list    --repo DIR [--json]\n"
-		"       hive-migrate backups show    ID --repo DIR\n"
-		"       hive-migrate backups verify  ID|--all --repo DIR [--restore-test [--image IMG]] "
+		"usage: hive-migrate backups list    --repo REPO [--json]\n"
+		"       hive-migrate backups show    ID --repo REPO\n"
+		"       hive-migrate backups verify  ID|--all --repo REPO [--restore-test [--image IMG]] "
 		"[--json] [--quiet]\n"
-		"       hive-migrate backups restore ID --repo DIR --to DIR [--replace] [--owner UID:GID]\n"
-		"       hive-migrate backups prune   --repo DIR [--keep-last N] [--keep-daily N] "
+		"       hive-migrate backups restore ID --repo REPO --to DIR [--replace] [--owner UID:GID]\n"
+		"       hive-migrate backups prune   --repo REPO [--keep-last N] [--keep-daily N] "
 		"[--keep-weekly N]\n"
-		"                                    [--keep-monthly N] [--dry-run] [--json]\n\n"
+		"                                    [--keep-monthly N] [--dry-run] [--json]\n"
+		"       hive-migrate backups copy    ID --from REPO --to REPO [--encrypt-key-file FILE]\n\n"
 		"ID is a backup id from `list`, a unique prefix of it, or \"latest\".\n"
 		"verify checks every digest, PostgreSQL's backup_manifest (every file's size and checksum,\n"
 		"Manifest-Checksum, the WAL range) and records the result; --restore-test also starts a\n"
@@ -52,9 +59,16 @@ static void usage(FILE *f)
 		"restore extracts into a new or empty directory (0700); --replace moves an existing, "
 		"stopped\n"
 		"data directory aside to DIR.before-restore-<time> first.\n"
+		"copy verifies the backup in --from (fully, or by its stored digests when it is encrypted\n"
+		"and no key is given), copies it as it is stored (a plain backup is encrypted on the way\n"
+		"with --encrypt-key-file), reads the copy back, and only then lists it in --to.\n"
 		"prune keeps backups by wall-clock buckets (UTC), restic-like; the newest valid backup is\n"
 		"always kept.\n\n"
-		"exit codes: 0 ok, 40 verification failed, 41 no such backup, 33 locked; "
+		"REPO is a directory or s3://BUCKET/PREFIX. An encrypted backup needs its key to be "
+		"verified\n"
+		"or restored; without it, verify checks the stored object's size and SHA-256 "
+		"only.\n\n" HM_REPO_CLI_HELP
+		"\nexit codes: 0 ok, 40 verification failed, 41 no such backup, 33 locked, 25 object store; "
 		"docs/exit-codes.md\n");
 }
 
@@ -72,7 +86,7 @@ static int cmd_list(const bk_args *a)
 	hm_backup_meta *v;
 	size_t n;
 	hm_error err = {0};
-	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_NO_LOCK, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, &a->rc.conn, 0, HM_REPO_NO_LOCK, &err) != 0)
 		return fail(&err);
 	if (hm_repo_list(&repo, &v, &n, &err) != 0) {
 		hm_repo_close(&repo);
@@ -124,7 +138,7 @@ static int cmd_show(const bk_args *a)
 	hm_repo repo;
 	hm_backup_meta m;
 	hm_error err = {0};
-	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_NO_LOCK, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, &a->rc.conn, 0, HM_REPO_NO_LOCK, &err) != 0)
 		return fail(&err);
 	if (hm_repo_find(&repo, a->id, &m, &err) != 0) {
 		hm_repo_close(&repo);
@@ -137,6 +151,36 @@ static int cmd_show(const bk_args *a)
 	return HM_EXIT_OK;
 }
 
+/* An encrypted backup without its key: the stored object's size and SHA-256 only. Nothing
+ * is recorded (the contents were not checked). Returns an exit code. */
+static int verify_outer(const bk_args *a, const hm_repo *repo, const hm_backup_meta *m, json_object *out)
+{
+	hm_error err = {0};
+	int rc = hm_repo_check_stored(repo, m, &err);
+	if (rc != 0 && err.code != HM_EXIT_VERIFY_FAILED)
+		return fail(&err);
+	if (out) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(m->id));
+		json_object_object_add(o, "ok", json_object_new_boolean(rc == 0));
+		json_object_object_add(o, "contents_checked", json_object_new_boolean(0));
+		json_object *errs = json_object_new_array();
+		if (rc != 0)
+			json_object_array_add(errs, json_object_new_string(err.message));
+		json_object_object_add(o, "errors", errs);
+		json_object_array_add(out, o);
+	} else if (rc == 0) {
+		if (!a->quiet)
+			printf("backup %s: stored object intact (%llu bytes, SHA-256 matches); contents not "
+			       "checked: it is encrypted and no key was given\n",
+			       m->id, (unsigned long long)m->stored_size);
+	} else {
+		fprintf(stderr, "hive-migrate: error: backup %s failed verification: %s\n", m->id,
+			err.message);
+	}
+	return rc == 0 ? HM_EXIT_OK : HM_EXIT_VERIFY_FAILED;
+}
+
 /* Verify one backup, print the outcome, record it in its metadata. Returns an exit code. */
 static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, json_object *out)
 {
@@ -144,9 +188,11 @@ static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, 
 	hm_error err = {0};
 	hm_progress prog;
 	int quiet_progress = a->quiet || a->json;
+	if (hm_repo_encrypted(m) && !a->secret)
+		return verify_outer(a, repo, m, out);
 	hm_progress_init(&prog, stderr, "verify",
 			 strcmp(m->kind, "offline") ? m->archive_size : m->database_size, quiet_progress);
-	hm_verify_opts opts = {.progress = &prog};
+	hm_verify_opts opts = {.progress = &prog, .secret = a->secret};
 	int rc = hm_verify_backup(repo, m, &opts, &rep, &err);
 	if (rc != 0 && err.code != HM_EXIT_VERIFY_FAILED) {
 		hm_verify_report_free(&rep);
@@ -155,8 +201,8 @@ static int verify_one(const bk_args *a, const hm_repo *repo, hm_backup_meta *m, 
 	hm_progress_finish(&prog);
 	char rt_summary[512] = "";
 	if (rc == 0 && a->restore_test) {
-		if (hm_restore_test(repo, m, a->image, rt_summary, sizeof rt_summary, a->quiet || a->json,
-				    &err) != 0) {
+		if (hm_restore_test(repo, m, a->secret, a->image, rt_summary, sizeof rt_summary,
+				    a->quiet || a->json, &err) != 0) {
 			if (err.code != HM_EXIT_VERIFY_FAILED) {
 				hm_verify_report_free(&rep);
 				return fail(&err);
@@ -214,7 +260,7 @@ static int cmd_verify(const bk_args *a)
 	hm_backup_meta *v = NULL;
 	size_t n = 0;
 	int worst = HM_EXIT_OK;
-	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_EXCLUSIVE, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, &a->rc.conn, 0, HM_REPO_EXCLUSIVE, &err) != 0)
 		return fail(&err);
 	json_object *out = a->json ? json_object_new_array() : NULL;
 	if (a->all) {
@@ -281,7 +327,7 @@ static int cmd_restore(const bk_args *a)
 	char aside[4200] = "";
 	/* shared with other restores, exclusive with prune: the backup cannot be deleted
 	 * while it is read */
-	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_RESTORE, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, &a->rc.conn, 0, HM_REPO_RESTORE, &err) != 0)
 		return fail(&err);
 	restore_fault_point();
 	if (hm_repo_find(&repo, a->id, &m, &err) != 0) {
@@ -293,7 +339,8 @@ static int cmd_restore(const bk_args *a)
 			     .set_owner = a->set_owner,
 			     .uid = a->uid,
 			     .gid = a->gid,
-			     .quiet = a->quiet};
+			     .quiet = a->quiet,
+			     .secret = a->secret};
 	int rc = hm_restore(&repo, &m, &o, aside, sizeof aside, &err);
 	hm_repo_close(&repo);
 	if (rc != 0)
@@ -319,7 +366,7 @@ static int cmd_prune(const bk_args *a)
 				"--keep-daily 7)\n");
 		return HM_EXIT_USAGE;
 	}
-	if (hm_repo_open(&repo, a->repo, 0, HM_REPO_PRUNE, &err) != 0)
+	if (hm_repo_open(&repo, a->repo, &a->rc.conn, 0, HM_REPO_PRUNE, &err) != 0)
 		return fail(&err);
 	if (hm_repo_list(&repo, &v, &n, &err) != 0) {
 		hm_repo_close(&repo);
@@ -387,6 +434,38 @@ static int cmd_prune(const bk_args *a)
 	return rc;
 }
 
+/* backups copy ID --from REPO --to REPO */
+static int cmd_copy(const bk_args *a)
+{
+	hm_repo src, dst;
+	hm_backup_meta m, copied;
+	hm_error err = {0};
+	if (hm_repo_open(&src, a->from, &a->rc.conn, 0, HM_REPO_RESTORE, &err) != 0)
+		return fail(&err);
+	if (hm_repo_find(&src, a->id, &m, &err) != 0) {
+		hm_repo_close(&src);
+		return fail(&err);
+	}
+	if (hm_repo_open(&dst, a->to, &a->rc.conn, 1, HM_REPO_EXCLUSIVE, &err) != 0) {
+		hm_repo_close(&src);
+		return fail(&err);
+	}
+	int rc = hm_backup_copy(&src, &dst, &m, a->secret, &copied, &err);
+	hm_repo_close(&dst);
+	hm_repo_close(&src);
+	if (rc != 0)
+		return fail(&err);
+	if (a->json) {
+		char *t = hm_meta_encode(&copied, 1);
+		printf("%s\n", t ? t : "{}");
+		free(t);
+	} else if (!a->quiet) {
+		printf("copied backup %s from %s to %s (%s, read back and compared)\n", copied.id, a->from,
+		       a->to, hm_repo_encrypted(&copied) ? "encrypted" : "plain");
+	}
+	return HM_EXIT_OK;
+}
+
 /* Parse a non-negative count for a --keep-* option. */
 static int parse_count(const char *s, int *out)
 {
@@ -402,6 +481,7 @@ int hm_cmd_backups(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"repo", required_argument, NULL, 'r'},
+		{"from", required_argument, NULL, 'F'},
 		{"to", required_argument, NULL, 't'},
 		{"all", no_argument, NULL, 'a'},
 		{"json", no_argument, NULL, 'j'},
@@ -416,6 +496,7 @@ int hm_cmd_backups(int argc, char **argv)
 		{"keep-weekly", required_argument, NULL, 'W'},
 		{"keep-monthly", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'H'},
+		HM_REPO_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
 	bk_args a;
@@ -428,7 +509,7 @@ int hm_cmd_backups(int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	if (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "verify") && strcmp(sub, "restore") &&
-	    strcmp(sub, "prune")) {
+	    strcmp(sub, "prune") && strcmp(sub, "copy")) {
 		fprintf(stderr,
 			"hive-migrate: error: unknown subcommand \"backups %s\" (hint: hive-migrate backups "
 			"--help)\n",
@@ -442,6 +523,9 @@ int hm_cmd_backups(int argc, char **argv)
 		switch (opt) {
 		case 'r':
 			a.repo = optarg;
+			break;
+		case 'F':
+			a.from = optarg;
 			break;
 		case 't':
 			a.to = optarg;
@@ -492,8 +576,12 @@ int hm_cmd_backups(int argc, char **argv)
 		case 'H':
 			usage(stdout);
 			return HM_EXIT_OK;
-		default:
-			bad = 1;
+		default: {
+			int r = hm_repo_cli_option(&a.rc, opt, optarg);
+			if (r < 0)
+				return HM_EXIT_USAGE;
+			bad = r == 0;
+		}
 		}
 		if (bad) {
 			fprintf(stderr,
@@ -505,11 +593,22 @@ int hm_cmd_backups(int argc, char **argv)
 	}
 	int rest = argc - 1 - optind;
 	char **pos = argv + 1 + optind;
-	int needs_id = !strcmp(sub, "show") || !strcmp(sub, "restore") || (!strcmp(sub, "verify") && !a.all);
-	if (!a.repo || rest > (needs_id ? 1 : 0) || (needs_id && rest != 1) ||
+	int copy = !strcmp(sub, "copy");
+	int needs_id =
+		copy || !strcmp(sub, "show") || !strcmp(sub, "restore") || (!strcmp(sub, "verify") && !a.all);
+	if (copy && (!a.from || !a.to || a.repo || rest != 1)) {
+		fprintf(stderr, "hive-migrate: error: backups copy needs one backup ID, --from REPO and --to "
+				"REPO (hint: hive-migrate backups --help)\n");
+		return HM_EXIT_USAGE;
+	}
+	if (!copy && a.from) {
+		fprintf(stderr, "hive-migrate: error: --from is for backups copy only\n");
+		return HM_EXIT_USAGE;
+	}
+	if ((!a.repo && !copy) || rest > (needs_id ? 1 : 0) || (needs_id && rest != 1) ||
 	    (!strcmp(sub, "restore") && !a.to)) {
 		fprintf(stderr,
-			"hive-migrate: error: backups %s needs %s--repo DIR%s (hint: hive-migrate backups "
+			"hive-migrate: error: backups %s needs %s--repo REPO%s (hint: hive-migrate backups "
 			"--help)\n",
 			sub, needs_id ? "one backup ID, " : "",
 			!strcmp(sub, "restore") ? " and --to DIR" : "");
@@ -517,13 +616,22 @@ int hm_cmd_backups(int argc, char **argv)
 	}
 	if (needs_id)
 		a.id = pos[0];
+	hm_error err = {0};
+	if (hm_repo_cli_secret(&a.rc, &a.secret, &err) != 0)
+		return fail(&err);
+	int rc;
 	if (!strcmp(sub, "list"))
-		return cmd_list(&a);
-	if (!strcmp(sub, "show"))
-		return cmd_show(&a);
-	if (!strcmp(sub, "verify"))
-		return cmd_verify(&a);
-	if (!strcmp(sub, "restore"))
-		return cmd_restore(&a);
-	return cmd_prune(&a);
+		rc = cmd_list(&a);
+	else if (!strcmp(sub, "show"))
+		rc = cmd_show(&a);
+	else if (!strcmp(sub, "verify"))
+		rc = cmd_verify(&a);
+	else if (!strcmp(sub, "restore"))
+		rc = cmd_restore(&a);
+	else if (copy)
+		rc = cmd_copy(&a);
+	else
+		rc = cmd_prune(&a);
+	hm_crypt_secret_free(a.secret);
+	return rc;
 }

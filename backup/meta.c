@@ -91,6 +91,20 @@ char *hm_meta_encode(const hm_backup_meta *m, int with_status)
 		json_object_array_add(arr, e);
 	}
 	json_object_object_add(o, "members", arr);
+	if (m->stored_name[0]) {
+		json_object *st = json_object_new_object();
+		add_str(st, "name", m->stored_name);
+		json_object_object_add(st, "size", json_object_new_int64((int64_t)m->stored_size));
+		add_str(st, "sha256", m->stored_sha256);
+		json_object_object_add(o, "stored", st);
+	}
+	if (m->encryption[0]) {
+		json_object *en = json_object_new_object();
+		add_str(en, "cipher", m->encryption);
+		add_str(en, "kdf", m->kdf);
+		add_str(en, "key_id", m->key_id);
+		json_object_object_add(o, "encryption", en);
+	}
 	if (with_status) {
 		json_object_object_add(o, "verified",
 				       m->verified < 0 ? NULL : json_object_new_boolean(m->verified == 1));
@@ -148,6 +162,53 @@ static int get_time(json_object *o, const char *key, time_t *out, int required, 
 		return -1;
 	if (buf[0] && hm_time_parse(buf, out) != 0)
 		return hm_error_set(err, HM_EXIT_CORRUPT, "%s: field \"%s\" is not a UTC time", what, key);
+	return 0;
+}
+
+/* Is s a lowercase SHA-256 hex digest? */
+static int is_sha_hex(const char *s)
+{
+	return strlen(s) == HM_SHA256_HEX_LEN && strspn(s, "0123456789abcdef") == HM_SHA256_HEX_LEN;
+}
+
+/* "stored" and "encryption": how the archive is kept (both optional). */
+static int decode_storage(json_object *o, const char *what, hm_backup_meta *m, hm_error *err)
+{
+	json_object *st, *en;
+	int64_t v;
+	if (json_object_object_get_ex(o, "stored", &st) && !json_object_is_type(st, json_type_null)) {
+		if (!json_object_is_type(st, json_type_object))
+			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: \"stored\" is not an object", what);
+		if (get_str(st, "name", m->stored_name, sizeof m->stored_name, 1, what, err) ||
+		    get_str(st, "sha256", m->stored_sha256, sizeof m->stored_sha256, 1, what, err) ||
+		    get_int(st, "size", &v, what, err))
+			return -1;
+		m->stored_size = (uint64_t)v;
+		if (!m->stored_name[0] || strchr(m->stored_name, '/') || m->stored_name[0] == '.')
+			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: unsafe stored name \"%s\"", what,
+					    m->stored_name);
+		if (!is_sha_hex(m->stored_sha256))
+			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: \"stored\" has a malformed sha256",
+					    what);
+	}
+	if (json_object_object_get_ex(o, "encryption", &en) && !json_object_is_type(en, json_type_null)) {
+		if (!json_object_is_type(en, json_type_object))
+			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: \"encryption\" is not an object",
+					    what);
+		if (get_str(en, "cipher", m->encryption, sizeof m->encryption, 1, what, err) ||
+		    get_str(en, "kdf", m->kdf, sizeof m->kdf, 1, what, err) ||
+		    get_str(en, "key_id", m->key_id, sizeof m->key_id, 0, what, err))
+			return -1;
+		if (strcmp(m->encryption, HM_META_CIPHER) != 0)
+			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: unknown cipher \"%s\"", what,
+					    m->encryption);
+		if (strcmp(m->kdf, "key") != 0 && strcmp(m->kdf, "argon2id") != 0)
+			return hm_error_set(err, HM_EXIT_CORRUPT, "%s: unknown key derivation \"%s\"", what,
+					    m->kdf);
+		if (!m->stored_name[0])
+			return hm_error_set(err, HM_EXIT_CORRUPT,
+					    "%s: an encrypted backup without \"stored\"", what);
+	}
 	return 0;
 }
 
@@ -247,10 +308,31 @@ int hm_meta_decode(const char *json, const char *what, hm_backup_meta *m, hm_err
 			m->nmembers++;
 		}
 	}
+	if (decode_storage(o, what, m, err) != 0)
+		goto cleanup;
 	rc = 0;
 cleanup:
 	json_object_put(o);
 	if (rc != 0)
 		hm_meta_init(m);
 	return rc;
+}
+
+char *hm_meta_encode_public(const hm_backup_meta *m, int with_status)
+{
+	if (!m->encryption[0])
+		return hm_meta_encode(m, with_status);
+	hm_backup_meta *p = malloc(sizeof *p);
+	if (!p)
+		return NULL;
+	*p = *m;
+	p->label[0] = p->start_lsn[0] = p->end_lsn[0] = p->system_identifier[0] = p->source[0] = '\0';
+	p->manifest_checksums[0] = '\0';
+	p->timeline = 0;
+	p->wal_segment_size = 0;
+	p->database_size = 0;
+	p->nmembers = 0;
+	char *out = hm_meta_encode(p, with_status);
+	free(p);
+	return out;
 }

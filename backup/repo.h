@@ -1,4 +1,9 @@
-/* The backup repository on disk:
+/* The backup repository: a local directory (below) or an object-store prefix
+ * (s3://BUCKET/PREFIX, repo_s3.c, same names: PREFIX/<id>/<archive>, PREFIX/<id>/backup.json
+ * written last, PREFIX/.lock a lease object). The commands above (backup, verify, restore,
+ * prune, status) only call the functions here and in repo_io.h, so they do not know where
+ * the bytes live.
+ * The local repository on disk:
  *   REPO/                   0700, owned by the user running hive-migrate (else refused)
  *   REPO/.lock              run lock (common/lock.h): backup, verify and prune hold it
  *   REPO/.restore-lock      restores hold it shared, prune exclusive: prune never deletes a
@@ -19,10 +24,13 @@
 #define HM_REPO_H
 
 #include <stddef.h>
+#include <time.h>
 
+#include "../common/crypt.h"
 #include "../common/error.h"
 #include "../common/lock.h"
 #include "meta.h"
+#include "storage/storage.h"
 
 #define HM_REPO_META "backup.json"
 #define HM_REPO_META_MAX (1u << 20) /* a larger backup.json is reported as broken */
@@ -34,18 +42,43 @@ typedef enum hm_repo_lock {
 	HM_REPO_RESTORE = 3,   /* restore: .restore-lock shared */
 } hm_repo_lock;
 
+/* How to reach a repository in an object store (ignored for a local directory). */
+typedef struct hm_repo_conn {
+	hm_s3_options s3;
+} hm_repo_conn;
+
 typedef struct hm_repo {
-	char path[4096];
-	int fd;	   /* REPO, -1 when closed */
-	int tmpfd; /* REPO/.tmp (with .lock held), else -1 */
+	char path[4096]; /* the location as given: a directory or s3://BUCKET/PREFIX */
+	int fd;		 /* local: REPO, -1 when closed */
+	int tmpfd;	 /* local: REPO/.tmp (with .lock held); s3: the stage; else -1 */
 	hm_lock lock;
 	hm_lock restore_lock;
+	hm_storage *st;		/* s3: the storage (NULL for a local directory) */
+	hm_storage_lock *slock; /* s3: the lease lock, when held */
+	char stage[4096];	/* a private local work directory (0700, removed on close), or "" */
+	int stagefd;
+	unsigned lease_s;	 /* s3: the lock's lease */
+	struct timespec renewed; /* s3: when the lease was last renewed (CLOCK_MONOTONIC) */
 } hm_repo;
+
+/* Is location an object-store repository (s3://...)? */
+int hm_repo_is_remote(const char *location);
 
 /* Open a repository: it must be a directory owned by the running user and not writable
  * by group or others (HM_EXIT_PERMISSION otherwise). create: make it (0700) if missing.
- * lock: see hm_repo_lock (HM_EXIT_LOCKED when another run holds what is needed). 0 or -1. */
-int hm_repo_open(hm_repo *r, const char *path, int create, hm_repo_lock lock, hm_error *err);
+ * lock: see hm_repo_lock (HM_EXIT_LOCKED when another run holds what is needed). For an
+ * s3:// location (conn: its options, may be NULL), the credentials and the bucket are
+ * checked first; exclusive and prune take the lease lock PREFIX/.lock, abort multipart
+ * uploads left by killed runs and remove backup directories without backup.json (the
+ * leftovers of a killed upload); restore takes no lock (a prune racing it makes its
+ * download fail, never a half restore). Storage failures are HM_EXIT_STORAGE. 0 or -1. */
+int hm_repo_open(hm_repo *r, const char *path, const hm_repo_conn *conn, int create, hm_repo_lock lock,
+		 hm_error *err);
+
+/* While a long step runs without talking to the object store (the online backup staging
+ * its archive): renew the lease once a third of it has passed. Local, or no lock: 0. 0 or
+ * -1 (HM_EXIT_LOCKED when it was lost). */
+int hm_repo_keepalive(hm_repo *r, hm_error *err);
 
 /* Release the locks and close. */
 void hm_repo_close(hm_repo *r);
@@ -70,15 +103,24 @@ int hm_repo_save_meta(const hm_repo *r, const hm_backup_meta *m, hm_error *err);
  * .lock. 0 or -1. */
 int hm_repo_partial(const hm_repo *r, const char *id, char *out, size_t outsz, hm_error *err);
 
-/* Commit the partial directory of id: fsync it, rename to REPO/<id>, fsync REPO. 0 or -1. */
-int hm_repo_commit(const hm_repo *r, const char *partial, const char *id, hm_error *err);
+/* Commit the partial directory of backup m: write m as its backup.json (the last write),
+ * then local: fsync it, rename to REPO/<id>, fsync REPO; s3: confirm the lease, PUT
+ * <id>/backup.json if absent, remove the local stage. The archive must be stored first
+ * (hm_repo_store_archive). 0 or -1. */
+int hm_repo_commit(const hm_repo *r, const char *partial, const hm_backup_meta *m, hm_error *err);
+
+/* After a failed backup: remove whatever of backup id reached an object store (best
+ * effort; a killed run's leftovers are removed by the next locked run). Local: nothing. */
+void hm_repo_discard(const hm_repo *r, const char *id);
 
 /* Remove a backup: rename it into .tmp (atomic: it disappears from list at once), then
  * delete the files. Needs .lock. 0 or -1. */
 int hm_repo_remove(const hm_repo *r, const char *id, hm_error *err);
 
-/* REPO/.tmp as a directory fd (with .lock held; -1 otherwise). */
+/* A private local work directory as a fd, and its path: REPO/.tmp of a locked local
+ * repository, else the stage (for s3, and for decrypting). -1 when there is none. */
 int hm_repo_tmpfd(const hm_repo *r);
+const char *hm_repo_tmp_path(const hm_repo *r, char *buf, size_t bufsz);
 
 /* A new backup id for time t ("20261127T001500.123Z-1a2b3c4d": UTC, milliseconds, the
  * uuid's first 8 hex digits; sorts by start) and the full uuid. */

@@ -199,7 +199,8 @@ int hm_restore(const hm_repo *r, const hm_backup_meta *m, const hm_restore_opts 
 			     .set_owner = o->set_owner,
 			     .uid = o->uid,
 			     .gid = o->gid,
-			     .progress = &prog};
+			     .progress = &prog,
+			     .secret = o->secret};
 	hm_verify_report rep;
 	int vr = hm_verify_backup(r, m, &vo, &rep, err);
 	if (vr != 0 && rep.nerrors > 1)
@@ -368,24 +369,27 @@ static int sanity_queries(const char *name, char *summary, size_t summarysz, hm_
 	return 0;
 }
 
-int hm_restore_test(const hm_repo *r, const hm_backup_meta *m, const char *image, char *summary,
-		    size_t summarysz, int quiet, hm_error *err)
+int hm_restore_test(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret, const char *image,
+		    char *summary, size_t summarysz, int quiet, hm_error *err)
 {
-	char dir[4600], name[96], vol[4800], out[8192], bin[128], userspec[64], work[128];
+	char dir[4600], name[96], vol[4800], out[8192], bin[128], userspec[64], work[128], tp[4200];
 	struct stat st;
 	int rc = -1, started = 0, dfd = -1, tmpfd = hm_repo_tmpfd(r);
 	const char *prefix = getenv("HIVE_RESTORE_TEST_PREFIX");
 	if (tmpfd < 0)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "restore test: the repository is not locked");
 	snprintf(work, sizeof work, "restore-test-%s", m->id);
-	snprintf(dir, sizeof dir, "%s/.tmp/%s", r->path, work);
+	snprintf(dir, sizeof dir, "%s/%s", hm_repo_tmp_path(r, tp, sizeof tp), work);
 	snprintf(name, sizeof name, "%srestoretest-%.8s", prefix && prefix[0] ? prefix : "hb-", m->uuid);
 	hm_error ignored;
 	hm_rmtree_at(tmpfd, work, dir, &ignored);
 	hm_progress prog;
 	hm_progress_init(&prog, stderr, "restore-test extract", m->archive_size, quiet);
-	hm_verify_opts vo = {
-		.extract_name = work, .extract_parent_fd = tmpfd, .extract_display = dir, .progress = &prog};
+	hm_verify_opts vo = {.extract_name = work,
+			     .extract_parent_fd = tmpfd,
+			     .extract_display = dir,
+			     .progress = &prog,
+			     .secret = secret};
 	hm_verify_report rep;
 	int vr = hm_verify_backup(r, m, &vo, &rep, err);
 	hm_verify_report_free(&rep);

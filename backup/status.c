@@ -11,11 +11,14 @@
 #include "../common/progress.h"
 #include "meta.h"
 #include "repo.h"
+#include "repo_cli.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hive-migrate status --repo DIR [--max-age AGE] [--json]\n\n"
+		"usage: hive-migrate status --repo DIR|s3://BUCKET/PREFIX [--max-age AGE] [--json]\n"
+		"                           [--s3-endpoint URL] [--s3-region R] [--s3-uri-style path|host]\n"
+		"                           [--s3-ca-file FILE] [--s3-credentials-file FILE]\n\n"
 		"Shows the newest valid backup (complete, and not failed verification) and exits\n"
 		"42 (stale) when there is none or it is older than AGE (default 26h; units s, m, h, d).\n");
 }
@@ -45,8 +48,11 @@ int hm_cmd_status(int argc, char **argv)
 		{"max-age", required_argument, NULL, 'a'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'H'},
+		HM_REPO_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
+	hm_repo_cli cli;
+	memset(&cli, 0, sizeof cli);
 	const char *repo_path = NULL;
 	long max_age = 26 * 3600;
 	int json = 0, opt;
@@ -75,6 +81,12 @@ int hm_cmd_status(int argc, char **argv)
 			usage(stdout);
 			return HM_EXIT_OK;
 		default:
+			if (opt == HM_REPO_OPT_KEY_FILE || opt == HM_REPO_OPT_PASSPHRASE_FILE)
+				opt = '?'; /* status reads no contents: no key */
+			else if (hm_repo_cli_option(&cli, opt, optarg) > 0)
+				break;
+			else if (opt != '?' && opt >= HM_REPO_OPT_S3_ENDPOINT)
+				return HM_EXIT_USAGE;
 			fprintf(stderr,
 				"hive-migrate: error: bad option \"%s\" for status (hint: hive-migrate "
 				"status --help)\n",
@@ -90,7 +102,7 @@ int hm_cmd_status(int argc, char **argv)
 	hm_repo repo;
 	hm_backup_meta *v = NULL;
 	size_t n = 0;
-	if (hm_repo_open(&repo, repo_path, 0, HM_REPO_NO_LOCK, &err) != 0) {
+	if (hm_repo_open(&repo, repo_path, &cli.conn, 0, HM_REPO_NO_LOCK, &err) != 0) {
 		hm_error_print(&err, stderr);
 		return err.code;
 	}

@@ -126,6 +126,40 @@ int hm_tarout_open(hm_tarout *t, const char *path, hm_error *err)
 	return 0;
 }
 
+int hm_tarout_open_stream(hm_tarout *t, hm_tarout_sink sink, void *ctx, size_t chunk, hm_error *err)
+{
+	memset(t, 0, sizeof *t);
+	t->fd = -1;
+	if (chunk < 512 || chunk % 512)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "tar chunk size %zu is not a multiple of 512",
+				    chunk);
+	if (!(t->buf = malloc(chunk)))
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	t->sink = sink;
+	t->sink_ctx = ctx;
+	t->chunk = chunk;
+	snprintf(t->path, sizeof t->path, "(stream)");
+	t->mtime = time(NULL);
+	return 0;
+}
+
+/* Stream mode: one entry with the buffered data of the current member (padded). */
+static int emit_chunk(hm_tarout *t, hm_error *err)
+{
+	static const unsigned char zero[512];
+	unsigned char hdr[512];
+	size_t pad = (512 - t->buflen % 512) % 512;
+	hm_tar_header(hdr, t->name, t->buflen, 0600, t->mtime);
+	if (t->sink(t->sink_ctx, hdr, sizeof hdr, err) != 0 ||
+	    (t->buflen && t->sink(t->sink_ctx, t->buf, t->buflen, err) != 0) ||
+	    (pad && t->sink(t->sink_ctx, zero, pad, err) != 0))
+		return -1;
+	t->off += sizeof hdr + t->buflen + pad;
+	t->buflen = 0;
+	t->emitted++;
+	return 0;
+}
+
 int hm_tarout_begin(hm_tarout *t, const char *name, hm_error *err)
 {
 	static const unsigned char zero[512];
@@ -140,6 +174,10 @@ int hm_tarout_begin(hm_tarout *t, const char *name, hm_error *err)
 	t->hdr_off = t->off;
 	t->size = 0;
 	t->in_member = 1;
+	if (t->sink) {
+		t->emitted = 0;
+		return 0;
+	}
 	return put(t, zero, sizeof zero, err); /* placeholder, written in hm_tarout_end */
 }
 
@@ -149,7 +187,19 @@ int hm_tarout_write(hm_tarout *t, const void *data, size_t len, hm_error *err)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "tar write outside a member");
 	hm_sha256_update(t->sha, data, len);
 	t->size += len;
-	return put(t, data, len, err);
+	if (!t->sink)
+		return put(t, data, len, err);
+	const char *p = data;
+	while (len > 0) {
+		size_t n = t->chunk - t->buflen < len ? t->chunk - t->buflen : len;
+		memcpy(t->buf + t->buflen, p, n);
+		t->buflen += n;
+		p += n;
+		len -= n;
+		if (t->buflen == t->chunk && emit_chunk(t, err) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 int hm_tarout_end(hm_tarout *t, uint64_t *size, char sha256[HM_SHA256_HEX_LEN + 1], hm_error *err)
@@ -159,6 +209,11 @@ int hm_tarout_end(hm_tarout *t, uint64_t *size, char sha256[HM_SHA256_HEX_LEN + 
 	char hex[HM_SHA256_HEX_LEN + 1];
 	if (!t->in_member)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "no tar member open");
+	if (t->sink) {
+		if ((t->buflen || !t->emitted) && emit_chunk(t, err) != 0)
+			return -1;
+		goto done;
+	}
 	size_t pad = (size_t)((512 - t->size % 512) % 512);
 	if (pad && put(t, zero, pad, err) != 0)
 		return -1;
@@ -168,6 +223,7 @@ int hm_tarout_end(hm_tarout *t, uint64_t *size, char sha256[HM_SHA256_HEX_LEN + 
 	} else if (pwrite_all(t->fd, hdr, sizeof hdr, t->hdr_off) != 0) {
 		return hm_error_errno(err, errno, "write", t->path);
 	}
+done:
 	hm_sha256_final_hex(t->sha, hex);
 	t->sha = NULL;
 	t->in_member = 0;
@@ -192,6 +248,15 @@ int hm_tarout_close(hm_tarout *t, uint64_t *total, hm_error *err)
 	int rc = -1;
 	if (t->in_member) {
 		hm_error_set(err, HM_EXIT_INTERNAL, "tar member \"%s\" still open", t->name);
+		goto cleanup;
+	}
+	if (t->sink) {
+		if (t->sink(t->sink_ctx, zero, sizeof zero, err) != 0)
+			goto cleanup;
+		t->off += sizeof zero;
+		if (total)
+			*total = t->off;
+		rc = 0;
 		goto cleanup;
 	}
 	if (put(t, zero, sizeof zero, err) != 0 || flush_buf(t, err) != 0)

@@ -7,14 +7,22 @@
 #ifndef HM_TAROUT_H
 #define HM_TAROUT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "../common/digest.h"
 #include "../common/error.h"
 
+/* Where a streamed archive goes (stream mode): 0, or -1 with err set. */
+typedef int (*hm_tarout_sink)(void *ctx, const void *data, size_t len, hm_error *err);
+
 typedef struct hm_tarout {
 	int fd;
+	hm_tarout_sink sink; /* stream mode (no fd): members go out in chunks, see below */
+	void *sink_ctx;
+	size_t chunk; /* stream mode: bytes of member data per tar entry */
+	int emitted;  /* stream mode: entries written for the current member */
 	char path[4096];
 	uint64_t off;	    /* bytes handed to the writer so far (file offset of the next byte) */
 	unsigned char *buf; /* write buffer */
@@ -30,6 +38,14 @@ typedef struct hm_tarout {
 
 /* Create path (must not exist; mode 0600) for writing. 0 or -1. */
 int hm_tarout_open(hm_tarout *t, const char *path, hm_error *err);
+
+/* Stream mode, for a destination that cannot seek (an object store): a member of unknown
+ * size goes out as consecutive tar entries of the same name, each holding up to chunk
+ * bytes (buffered: memory is one chunk), the last one shorter (an empty member is one
+ * empty entry). A tar reader sees the same name several times; the member is their
+ * concatenation in order (`tar -xOf backup.tar base.tar.zst` gives it whole; verify.c
+ * reads it so). Sizes, digests and the end blocks are as in file mode. 0 or -1. */
+int hm_tarout_open_stream(hm_tarout *t, hm_tarout_sink sink, void *ctx, size_t chunk, hm_error *err);
 
 /* Start a member named name (< 100 bytes, no '/' at the end). 0 or -1. */
 int hm_tarout_begin(hm_tarout *t, const char *name, hm_error *err);

@@ -23,6 +23,7 @@
 #include "../common/fsutil.h"
 #include "../common/tree_writer.h"
 #include "pgmanifest.h"
+#include "repo_io.h"
 #include "server_archive.h"
 
 #define VBUFSZ (1u << 20)
@@ -47,6 +48,10 @@ typedef struct vctx {
 	char *embedded; /* the archive's own backup.json */
 	hm_backup_member got[HM_META_MAX_MEMBERS];
 	int ngot;
+	char member_name[4096];	      /* the current outer member */
+	int have_next;		      /* member_read reached the next entry's header: */
+	int next_r;		      /* its result */
+	struct archive_entry *next_e; /* and the entry */
 } vctx;
 
 void hm_verify_report_free(hm_verify_report *rep)
@@ -101,12 +106,47 @@ void hm_wal_file_name(char out[25], uint32_t tli, uint64_t segno, uint32_t seg_s
 	snprintf(out, 25, "%08X%08X%08X", tli, (uint32_t)(segno / per), (uint32_t)(segno % per));
 }
 
+/* The next bytes of the current outer member. A member streamed to an object store comes
+ * as consecutive entries of the same name (tarout.h, stream mode): they are read as one.
+ * At the end of the member, the header that follows is kept for next_entry. */
+static la_ssize_t member_read(vctx *v)
+{
+	for (;;) {
+		if (v->have_next)
+			return 0;
+		la_ssize_t n = archive_read_data(v->outer, v->buf, VBUFSZ);
+		if (n != 0)
+			return n;
+		struct archive_entry *e;
+		int r = archive_read_next_header(v->outer, &e);
+		if (r == ARCHIVE_OK && archive_entry_pathname(e) &&
+		    !strcmp(archive_entry_pathname(e), v->member_name) &&
+		    archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e))
+			continue; /* the next chunk of the same member */
+		v->have_next = 1;
+		v->next_r = r;
+		v->next_e = e;
+		return 0;
+	}
+}
+
+/* The next outer entry: the one member_read already reached, or the next header. */
+static int next_entry(vctx *v, struct archive_entry **e)
+{
+	if (v->have_next) {
+		v->have_next = 0;
+		*e = v->next_e;
+		return v->next_r;
+	}
+	return archive_read_next_header(v->outer, e);
+}
+
 /* libarchive read callback for an inner archive: the next bytes of the current outer
  * member, hashed on the way. */
 static la_ssize_t inner_read(struct archive *a, void *ud, const void **out)
 {
 	vctx *v = ud;
-	la_ssize_t n = archive_read_data(v->outer, v->buf, VBUFSZ);
+	la_ssize_t n = member_read(v);
 	if (n < 0) {
 		archive_set_error(a, EIO, "%s", archive_error_string(v->outer));
 		return -1;
@@ -122,7 +162,7 @@ static la_ssize_t inner_read(struct archive *a, void *ud, const void **out)
 static void drain_member(vctx *v)
 {
 	la_ssize_t n;
-	while ((n = archive_read_data(v->outer, v->buf, VBUFSZ)) > 0) {
+	while ((n = member_read(v)) > 0) {
 		hm_sha256_update(v->member_sha, v->buf, (size_t)n);
 		v->member_bytes += (uint64_t)n;
 		hm_progress_add(v->opts->progress, (uint64_t)n);
@@ -157,7 +197,7 @@ static int slurp_member(vctx *v, uint64_t max, char **out, size_t *outlen)
 	la_ssize_t n;
 	if (!b)
 		return -1;
-	while ((n = archive_read_data(v->outer, v->buf, VBUFSZ)) > 0) {
+	while ((n = member_read(v)) > 0) {
 		hm_sha256_update(v->member_sha, v->buf, (size_t)n);
 		v->member_bytes += (uint64_t)n;
 		if (len + (size_t)n > max) {
@@ -342,7 +382,7 @@ static uint64_t pg_manifest_cap(void)
 /* One member of the outer archive. 0, or -1 (err set) to stop. */
 static int outer_member(vctx *v, struct archive_entry *e, hm_error *err)
 {
-	const char *name = archive_entry_pathname(e);
+	const char *name = v->member_name;
 	size_t nl = strlen(name);
 	if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e)) {
 		hm_verify_problem(v->rep, "%s: not a regular file in the archive", name);
@@ -400,7 +440,7 @@ static int verify_online(vctx *v, int fd, const char *path, hm_error *err)
 		hm_verify_problem(v->rep, "%s: cannot open: %s", path, archive_error_string(v->outer));
 		goto done;
 	}
-	while ((r = archive_read_next_header(v->outer, &e)) == ARCHIVE_OK) {
+	while ((r = next_entry(v, &e)) == ARCHIVE_OK) {
 		const char *name = archive_entry_pathname(e);
 		if (!name) {
 			hm_verify_problem(v->rep, "%s: a member has no name", path);
@@ -415,6 +455,9 @@ static int verify_online(vctx *v, int fd, const char *path, hm_error *err)
 			goto done;
 		}
 		v->member_bytes = 0;
+		/* copied: reading a streamed member moves the entry on to the next header */
+		snprintf(v->member_name, sizeof v->member_name, "%s", name);
+		name = v->member_name;
 		if (outer_member(v, e, err) != 0) {
 			hm_sha256_free(v->member_sha);
 			v->member_sha = NULL;
@@ -523,6 +566,26 @@ int hm_verify_backup(const hm_repo *r, const hm_backup_meta *m, const hm_verify_
 	int rc = -1, fd = -1;
 	memset(&v, 0, sizeof v);
 	memset(rep, 0, sizeof *rep);
+	/* an encrypted backup: its full metadata (members, digests) from the sealed copy */
+	hm_backup_meta *full = NULL;
+	if (!m->broken && hm_repo_encrypted(m)) {
+		if (hm_repo_check_key(m, opts->secret, err) != 0)
+			return -1;
+		if (!(full = malloc(sizeof *full)))
+			return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		hm_error ue = {0};
+		if (hm_repo_unseal_meta(r, m, opts->secret, full, &ue) != 0) {
+			free(full);
+			if (ue.code != HM_EXIT_CORRUPT && ue.code != HM_EXIT_VERIFY_FAILED) {
+				*err = ue;
+				return -1;
+			}
+			hm_verify_problem(rep, "%s", ue.message);
+			return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "backup %s failed verification: %s",
+					    m->id, ue.message);
+		}
+		m = full;
+	}
 	v.meta = m;
 	v.opts = opts;
 	v.rep = rep;
@@ -533,8 +596,20 @@ int hm_verify_backup(const hm_repo *r, const hm_backup_meta *m, const hm_verify_
 	}
 	if (hm_repo_file(r, m->id, m->archive, path, sizeof path, err) != 0)
 		return -1;
-	hm_error oe;
-	if ((fd = hm_repo_open_file(r, m->id, m->archive, O_RDONLY, &oe)) < 0 || fstat(fd, &st) != 0) {
+	hm_error oe = {0};
+	/* a missing or wrong key means the check cannot run: not a finding about the backup */
+	if (hm_repo_encrypted(m) && hm_repo_check_key(m, opts->secret, err) != 0)
+		return -1;
+	if ((fd = hm_repo_open_archive(r, m, opts->secret, &oe)) < 0 || fstat(fd, &st) != 0) {
+		/* a damaged, tampered or missing archive is a finding; the network or the disk
+		 * failing, or a wrong passphrase (INPUT), means the check could not run */
+		if (fd < 0 &&
+		    (oe.code == HM_EXIT_STORAGE || oe.code == HM_EXIT_IO || oe.code == HM_EXIT_INTERNAL ||
+		     oe.code == HM_EXIT_NO_SPACE || oe.code == HM_EXIT_INPUT) &&
+		    m->stored_name[0]) {
+			*err = oe;
+			return -1;
+		}
 		hm_verify_problem(rep, "%s", fd < 0 ? oe.message : strerror(errno));
 		goto check;
 	}
@@ -589,5 +664,6 @@ cleanup:
 	free(v.manifest);
 	free(v.embedded);
 	free(v.buf);
+	free(full);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../common/crypt.h"
 #include "../common/error.h"
 #include "../common/progress.h"
 #include "meta.h"
@@ -31,7 +32,8 @@ typedef struct hm_verify_opts {
 	int set_owner; /* extract with this uid/gid instead of the archived owners */
 	uid_t uid;
 	gid_t gid;
-	hm_progress *progress; /* may be NULL */
+	hm_progress *progress;	 /* may be NULL */
+	hm_crypt_secret *secret; /* the key of an encrypted backup (else NULL) */
 } hm_verify_opts;
 
 typedef struct hm_verify_report {

@@ -17,6 +17,8 @@ const hm_exit_info hm_exit_catalogue[] = {
 	{HM_EXIT_PERMISSION, "permission", "permission denied on a file or directory"},
 	{HM_EXIT_NO_SPACE, "no-space", "not enough free disk space"},
 	{HM_EXIT_IO, "io", "a read or write failed"},
+	{HM_EXIT_STORAGE, "storage",
+	 "the object store did not answer or failed (after retries), or the clock is skewed"},
 	{HM_EXIT_ENGINE, "engine", "the container engine or compose failed"},
 	{HM_EXIT_HEALTH_TIMEOUT, "health-timeout", "a stack did not become healthy within its deadline"},
 	{HM_EXIT_DATABASE, "database", "cannot connect to or query PostgreSQL"},

@@ -18,6 +18,7 @@ typedef enum hm_exit {
 	HM_EXIT_PERMISSION = 22, /* permission denied */
 	HM_EXIT_NO_SPACE = 23,	 /* not enough free disk */
 	HM_EXIT_IO = 24,	 /* any other read/write failure */
+	HM_EXIT_STORAGE = 25,	 /* the object store or the network to it failed (after retries) */
 
 	HM_EXIT_ENGINE = 30,		 /* container engine or compose failed */
 	HM_EXIT_HEALTH_TIMEOUT = 31,	 /* a stack did not become healthy in time */

@@ -327,13 +327,68 @@ static void wal_and_lsn(void **state)
 	assert_int_equal(hm_pg_size_parse("16 parsecs"), 0);
 }
 
+/* How the archive is stored and encrypted: round trip, and what is refused. */
+static void meta_storage_fields(void **state)
+{
+	(void)state;
+	hm_backup_meta m, d;
+	hm_error err;
+	sample_meta(&m);
+	snprintf(m.stored_name, sizeof m.stored_name, "backup.tar.hmenc");
+	m.stored_size = 4032629;
+	memset(m.stored_sha256, 'b', 64);
+	snprintf(m.encryption, sizeof m.encryption, "%s", HM_META_CIPHER);
+	snprintf(m.kdf, sizeof m.kdf, "key");
+	snprintf(m.key_id, sizeof m.key_id, "0123456789abcdef0123456789abcdef");
+	char *j = hm_meta_encode(&m, 1);
+	assert_non_null(j);
+	assert_int_equal(hm_meta_decode(j, "t", &d, &err), 0);
+	assert_string_equal(d.stored_name, "backup.tar.hmenc");
+	assert_int_equal(d.stored_size, 4032629);
+	assert_string_equal(d.stored_sha256, m.stored_sha256);
+	assert_string_equal(d.encryption, HM_META_CIPHER);
+	assert_string_equal(d.kdf, "key");
+	assert_string_equal(d.key_id, m.key_id);
+	static const struct {
+		const char *from, *to;
+	} bad[] = {
+		{"\"backup.tar.hmenc\"", "\"../x\""},
+		{"\"backup.tar.hmenc\"", "\".hidden\""},
+		{"\"xchacha20poly1305-secretstream\"", "\"rot13\""},
+		{"\"kdf\":\"key\"", "\"kdf\":\"md5\""},
+		{"\"bbbbbbbb", "\"Bbbbbbbb"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *t = strdup(j), *p = strstr(t, bad[i].from);
+		assert_non_null(p);
+		char *out = malloc(strlen(t) + 64);
+		snprintf(out, strlen(t) + 64, "%.*s%s%s", (int)(p - t), t, bad[i].to,
+			 p + strlen(bad[i].from));
+		assert_int_equal(hm_meta_decode(out, "t", &d, &err), -1);
+		assert_int_equal(err.code, HM_EXIT_CORRUPT);
+		free(out);
+		free(t);
+	}
+	/* encrypted without a stored object: refused */
+	m.stored_name[0] = '\0';
+	char *k = hm_meta_encode(&m, 1);
+	assert_int_equal(hm_meta_decode(k, "t", &d, &err), -1);
+	free(k);
+	free(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(meta_roundtrip),	   cmocka_unit_test(meta_rejects),
-		cmocka_unit_test(manifest_parse),	   cmocka_unit_test(manifest_checksum),
-		cmocka_unit_test(manifest_hostile_fields), cmocka_unit_test(crc32c),
-		cmocka_unit_test(tarout_roundtrip),	   cmocka_unit_test(wal_and_lsn),
+		cmocka_unit_test(meta_roundtrip),
+		cmocka_unit_test(meta_rejects),
+		cmocka_unit_test(meta_storage_fields),
+		cmocka_unit_test(manifest_parse),
+		cmocka_unit_test(manifest_checksum),
+		cmocka_unit_test(manifest_hostile_fields),
+		cmocka_unit_test(crc32c),
+		cmocka_unit_test(tarout_roundtrip),
+		cmocka_unit_test(wal_and_lsn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,4 +101,10 @@ void hm_major_print_plan(const struct hm_mig *m, const char *archive_dir, int jo
  * hold writes since. 0, or -1 (HM_EXIT_ROLLBACK_FAILED). */
 int hm_major_rollback(struct hm_mig *m, hm_error *err);
 
+/* rollback --discard-new-writes after a completed cross-major run (the caller reported what
+ * is left behind and has the user's consent): the same steps, except that the new cluster,
+ * which holds the writes made since, is checked "shut down" and kept as ".pgN-new", never
+ * removed. Also resumes such a rollback. 0, or -1 (HM_EXIT_ROLLBACK_FAILED). */
+int hm_major_rollback_completed(struct hm_mig *m, hm_error *err);
+
 #endif

@@ -935,6 +935,14 @@ int hm_major_up_setup(hm_mig *m, const hm_preflight_facts *f, hm_error *err)
 			     j->old_data_dir);
 		return hm_error_hint(err, "move it elsewhere (it may be someone's data), then run up again");
 	}
+	if (hm_major_exists(j->new_data_dir)) {
+		/* kept by a rollback after a completed run: it holds the writes made since */
+		hm_error_set(err, HM_EXIT_PREFLIGHT,
+			     "\"%s\" exists already (a new cluster kept by an earlier rollback?)",
+			     j->new_data_dir);
+		return hm_error_hint(err, "move it elsewhere (it may hold writes made on the unified "
+					  "container), then run up again");
+	}
 	return 0;
 }
 

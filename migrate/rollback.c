@@ -15,6 +15,7 @@
 #include "../common/archive_dir.h"
 #include "../common/fsutil.h"
 #include "compose.h"
+#include "major.h"
 #include "migration.h"
 #include "rollback_live.h"
 #include "rollback_snapshot.h"
@@ -46,7 +47,8 @@ static void usage(FILE *f)
 		"  --backup ID         restore this snapshot (backup id or archive path); implies\n"
 		"                      --to-snapshot\n"
 		"  --discard-new-writes  after a migration across PostgreSQL majors (whose directory\n"
-		"                      cannot go back): restore the pre-migration data, losing writes\n"
+		"                      cannot go back): put the untouched old directory back; writes\n"
+		"                      made since stay only in the new cluster, kept as DATA.pgN-new\n"
 		"  --no-safety-snapshot  do not archive the live data directory first\n"
 		"  --archive-dir DIR   where snapshots are, and the safety snapshot goes (default: beside\n"
 		"                      up's snapshot, STACK/.hive-migrate/archives)\n"
@@ -114,6 +116,20 @@ static void print_plan(const hm_mig *m, const rb_opts *o, hm_rb_mode mode, const
 		printf("  start the split stack on %s; health, pgvector, fingerprint equal to the unified "
 		       "one\n",
 		       j->data_dir);
+		return;
+	}
+	if (j->cross_major && !o->backup) {
+		printf("  across majors: stop %s (-t %d), remove the dump, put the untouched PostgreSQL %d\n"
+		       "  directory %s back in %s (a rename, no archive restore)\n",
+		       j->unified_container, m->stop_timeout, j->old_major, j->old_data_dir, j->data_dir);
+		if (j->step == HM_STEP_DONE)
+			printf("  the new cluster must say \"shut down\"; it is kept, with every write made "
+			       "since,\n"
+			       "  as %s (the split stack does not see those writes)\n",
+			       j->new_data_dir);
+		else
+			printf("  the failed new cluster %s is removed\n", j->new_data_dir);
+		printf("  start the split stack; health and the fingerprint taken before the migration\n");
 		return;
 	}
 	int restore = mode == HM_RBM_SNAPSHOT || o->backup || hm_journal_needs_restore(j);
@@ -211,7 +227,13 @@ static int rollback_profile(const rb_opts *o, const char *profile, json_object *
 		if (hm_rb_confirm(q, 0, &err) != 0)
 			goto out;
 	}
-	if (mode == HM_RBM_LIVE) {
+	if (m.j.cross_major && !o->backup) {
+		/* the old directory was kept untouched: it goes back by a rename */
+		if (m.j.step == HM_STEP_DONE)
+			hm_major_rollback_completed(&m, &err);
+		else
+			hm_major_rollback(&m, &err);
+	} else if (mode == HM_RBM_LIVE) {
 		hm_rb_live_opts lo = {.archive_dir = o->archive_dir, .no_safety_snapshot = o->no_safety};
 		hm_rb_live(&m, &lo, &live, &err);
 	} else if (mode == HM_RBM_SNAPSHOT) {

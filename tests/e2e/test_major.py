@@ -5,6 +5,8 @@ container. The old directory must stay byte for byte as its verified snapshot, t
 must be equal, pgvector must work and the roles must keep their passwords. (No Debian suite
 reachable here ships PostgreSQL 16, the major users run: 15 stands in for it.)"""
 import json
+import os
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -190,3 +192,57 @@ def test_up_across_majors(stack):
     res = up(stack)
     assert res.returncode == 0 and "already migrated" in res.stderr
     assert API_PORT
+
+
+EXIT_WRITES_WOULD_BE_LOST = 39
+
+
+def rollback(s, *args):
+    e = dict(os.environ)
+    e.setdefault("DOCKER_HOST", "unix:///run/podman/podman.sock")
+    return run([HM, "rollback", "--stack", s.path, "--profile", "agent", "--yes",
+                "--health-timeout", "180", *args], env=e, timeout=900)
+
+
+def test_rollback_after_completed_keeps_new_writes_aside(stack):
+    """After a completed cross-major up, writes on the unified 17 cannot go back into 15:
+    rollback refuses without --discard-new-writes and names what would be left behind;
+    with it, the split stack runs on the untouched old directory and the new cluster, with
+    the writes, is kept stopped cleanly as DATA.pg17-new, and a later up will not reuse it."""
+    migrated = all_fingerprint(stack)          # equal to the pre-migration data (above)
+    with stack.connect() as c:
+        c.execute("CREATE TABLE public.hj_after_cutover (id int PRIMARY KEY, note text)")
+        c.execute("INSERT INTO public.hj_after_cutover SELECT g, 'w' || g FROM generate_series(1, 7) g")
+    res = rollback(stack)
+    assert res.returncode == EXIT_WRITES_WOULD_BE_LOST, res.stderr[-4000:]
+    assert "--discard-new-writes" in res.stderr and "hj_after_cutover" in res.stderr
+    assert stack.pg_version() == "17" and stack.api_healthy()     # nothing was changed
+    assert journal(stack)["status"] == "done"
+    res = rollback(stack, "--discard-new-writes", "--dry-run")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert ".pg17-new" in res.stdout and "nothing was changed" in res.stdout
+    assert stack.pg_version() == "17"
+    res = rollback(stack, "--discard-new-writes", "--json")
+    assert res.returncode == 0, res.stderr[-6000:]
+    assert "hj_after_cutover" in res.stderr                # what was left behind, said
+    # the split stack: PostgreSQL 15, exactly the pre-migration data
+    assert stack.api_healthy() and stack.pg_version() == "15"
+    assert all_fingerprint(stack) == migrated
+    assert not old_kept(stack).exists()
+    j = journal(stack)
+    assert j["status"] == "rolled-back" and j["cross_major"] == 1
+    # the new cluster is kept, whole, with the writes: stopped cleanly, never removed
+    kept_new = new_building(stack)
+    pgdata = kept_new / "pgdata" if (kept_new / "pgdata").is_dir() else kept_new
+    assert (pgdata / "PG_VERSION").read_text().strip() == "17"
+    # pg_control: system identifier (8 bytes), two uint32 versions, then the state; 1 = shut down
+    state = int.from_bytes((pgdata / "global" / "pg_control").read_bytes()[16:20], "little")
+    assert state == 1, state
+    st = run(["docker", "inspect", "-f", "{{.State.Status}}", UNIFIED])
+    assert st.returncode != 0 or st.stdout.strip() != "running"
+    # a new up refuses to start over the kept cluster (it holds the writes)
+    res = up(stack, "--locale-map", "en_US.UTF-8=C.UTF-8")
+    assert res.returncode == EXIT_PREFLIGHT, res.stderr[-4000:]
+    assert ".pg17-new" in res.stderr and "exists already" in res.stderr
+    assert (pgdata / "PG_VERSION").read_text().strip() == "17"
+    assert stack.pg_version() == "15" and stack.api_healthy()

@@ -9,25 +9,22 @@
  * dump is made by the newer pg_dump, as PostgreSQL's upgrade documentation asks. The dump
  * worker reaches the old server through the host's network on its published port with the
  * stack's credentials (PGPASSWORD in a 0600 --env-file, never on argv); the restore worker
- * has no network at all and is reached with docker exec over its unix socket. */
+ * has no network at all and is reached with docker exec over its unix socket.
+ *
+ * This file runs the steps and holds the cut-over and the start of the unified container;
+ * the dump and snapshot of the old cluster are in major_dump.c, the restore into the new one
+ * in major_restore.c. */
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
-#include "../common/archive_dir.h"
 #include "../common/fsutil.h"
-#include "../common/pg_control.h"
 #include "../common/process.h"
-#include "../common/progress.h"
-#include "../common/version.h"
 #include "compose.h"
 #include "fingerprint.h"
 #include "health.h"
@@ -36,11 +33,8 @@
 #include "migration.h"
 #include "preflight.h"
 
-#define WORKER_UID "1000:1000"
 #define NEW_UID 1000
 #define NEW_GID 1000
-#define SOCK "/tmp/hm"
-#define NEW_PGDATA "/var/lib/postgresql/data/pgdata"
 
 static double wall_now(void)
 {
@@ -70,7 +64,7 @@ static int mark(hm_mig *m, hm_major_step s, hm_step generic, hm_error *err)
 }
 
 /* A failed tool run: "No space left on device" becomes HM_EXIT_NO_SPACE with a hint. */
-static int tool_failed(hm_error *err, const char *where)
+int hm_major_tool_failed(hm_error *err, const char *where)
 {
 	if (strstr(err->message, "No space left on device") ||
 	    strstr(err->message, "could not extend file")) {
@@ -86,7 +80,7 @@ static int tool_failed(hm_error *err, const char *where)
 /* A tool that lost its server (e.g. a PANIC on a full disk) only says "server closed the
  * connection": the server's own last lines say why. Appended to err when they tell of a
  * full disk. */
-static void worker_cause(const char *name, hm_error *err)
+void hm_major_worker_cause(const char *name, hm_error *err)
 {
 	char *lg[] = {"docker", "logs", "--tail", "20", (char *)name, NULL};
 	hm_proc_result l;
@@ -114,7 +108,7 @@ void hm_major_rm_worker(const char *name)
 }
 
 /* A connection string for one database: dbname='...' with \ and ' escaped. */
-static int dbname_conninfo(const char *db, char *out, size_t outsz)
+int hm_major_dbname_conninfo(const char *db, char *out, size_t outsz)
 {
 	size_t n = 0;
 	const char *pre = "dbname='";
@@ -133,6 +127,18 @@ static int dbname_conninfo(const char *db, char *out, size_t outsz)
 	out[n++] = '\'';
 	out[n] = '\0';
 	return 0;
+}
+
+/* A fresh, empty directory owned by the worker's uid (removing what an earlier attempt left). */
+int hm_major_fresh_dir(const char *path, hm_error *err)
+{
+	if (hm_major_exists(path) && hm_rmtree(path, err) != 0)
+		return -1;
+	if (mkdir(path, 0700) != 0)
+		return hm_error_errno(err, errno, "create the directory", path);
+	if (chown(path, NEW_UID, NEW_GID) != 0)
+		return hm_error_errno(err, errno, "change the owner of", path);
+	return hm_fsync_parent(path, err);
 }
 
 /* Step: stop the API containers only; the old server keeps running for the dump. */
@@ -167,583 +173,6 @@ static int fingerprint_now(hm_mig *m, hm_error *err)
 	int rc = hm_write_file_atomic(m->j.fingerprint_file, s, strlen(s), 0600, err);
 	hm_mig_log(m, "fingerprint: %lld rows", hm_fingerprint_total_rows(fp));
 	json_object_put(fp);
-	return rc;
-}
-
-/* The dump's plan: the old cluster's bootstrap superuser and its databases, asked of the
- * old server and kept in DUMP/plan.json (the restore reads it, the old server is gone). */
-static int write_plan(hm_mig *m, const char *locale_map, hm_error *err)
-{
-	hm_pg_params sp = hm_mig_split_params(m);
-	PGconn *c = hm_pg_connect(&sp, err);
-	PGresult *r = NULL;
-	json_object *o = NULL, *dbs;
-	int rc = -1;
-	if (!c)
-		return -1;
-	r = PQexec(c, "SELECT rolname FROM pg_roles WHERE oid = 10");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		hm_error_set(err, HM_EXIT_DATABASE, "cannot read the old cluster's superuser: %s",
-			     PQerrorMessage(c));
-		goto cleanup;
-	}
-	o = json_object_new_object();
-	json_object_object_add(o, "superuser", json_object_new_string(PQgetvalue(r, 0, 0)));
-	PQclear(r);
-	r = PQexec(c, "SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, "
-		      "datctype FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY "
-		      "datname = 'postgres' DESC, datname");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		hm_error_set(err, HM_EXIT_DATABASE, "cannot list the old cluster's databases: %s",
-			     PQerrorMessage(c));
-		goto cleanup;
-	}
-	dbs = json_object_new_array();
-	json_object *create = json_object_new_object();
-	for (int i = 0; i < PQntuples(r); i++) {
-		char coll[128], ctype[128];
-		json_object_array_add(dbs, json_object_new_string(PQgetvalue(r, i, 0)));
-		/* a database whose locale --locale-map replaces is created by the restore itself */
-		int mc = hm_major_locale_map_lookup(locale_map, PQgetvalue(r, i, 3), coll, sizeof coll);
-		int mt = hm_major_locale_map_lookup(locale_map, PQgetvalue(r, i, 4), ctype, sizeof ctype);
-		if (!mc && !mt)
-			continue;
-		json_object *d = json_object_new_object();
-		json_object_object_add(d, "owner", json_object_new_string(PQgetvalue(r, i, 1)));
-		json_object_object_add(d, "encoding", json_object_new_string(PQgetvalue(r, i, 2)));
-		json_object_object_add(d, "collate", json_object_new_string(mc ? coll : PQgetvalue(r, i, 3)));
-		json_object_object_add(d, "ctype", json_object_new_string(mt ? ctype : PQgetvalue(r, i, 4)));
-		json_object_object_add(create, PQgetvalue(r, i, 0), d);
-	}
-	json_object_object_add(o, "databases", dbs);
-	json_object_object_add(o, "create", create);
-	json_object_object_add(o, "old_major", json_object_new_int(m->j.old_major));
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/plan.json", m->j.dump_dir);
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	rc = hm_write_file_atomic(path, s, strlen(s), 0600, err);
-cleanup:
-	PQclear(r);
-	PQfinish(c);
-	json_object_put(o);
-	return rc;
-}
-
-int hm_major_read_plan(const char *dump_dir, char *superuser, size_t susz, json_object **dbs, hm_error *err)
-{
-	char path[PATH_MAX];
-	json_object *o, *v;
-	snprintf(path, sizeof path, "%s/plan.json", dump_dir);
-	if (!(o = json_object_from_file(path)))
-		return hm_error_set(err, HM_EXIT_CORRUPT, "the dump's plan \"%s\" cannot be read", path);
-	if (!json_object_object_get_ex(o, "superuser", &v) || !json_object_is_type(v, json_type_string) ||
-	    snprintf(superuser, susz, "%s", json_object_get_string(v)) >= (int)susz ||
-	    !json_object_object_get_ex(o, "databases", &v) || !json_object_is_type(v, json_type_array)) {
-		json_object_put(o);
-		return hm_error_set(err, HM_EXIT_CORRUPT, "the dump's plan \"%s\" is incomplete", path);
-	}
-	*dbs = json_object_get(v);
-	json_object_put(o);
-	return 0;
-}
-
-/* A fresh, empty directory owned by the worker's uid (removing what an earlier attempt left). */
-static int fresh_dir(const char *path, hm_error *err)
-{
-	if (hm_major_exists(path) && hm_rmtree(path, err) != 0)
-		return -1;
-	if (mkdir(path, 0700) != 0)
-		return hm_error_errno(err, errno, "create the directory", path);
-	if (chown(path, NEW_UID, NEW_GID) != 0)
-		return hm_error_errno(err, errno, "change the owner of", path);
-	return hm_fsync_parent(path, err);
-}
-
-/* The dump worker: docker run --rm on the host network with the password in env_file. */
-static int dump_run(hm_mig *m, const char *env_file, const char *tool, char **args, const char *what,
-		    hm_error *err)
-{
-	char name[200], vol[PATH_MAX + 16], port[16], *argv[48];
-	int n = 0;
-	hm_major_worker_name(m, "dump", name, sizeof name);
-	hm_major_rm_worker(name);
-	snprintf(vol, sizeof vol, "%s:/dump", m->j.dump_dir);
-	snprintf(port, sizeof port, "%d", m->stack.pg_port);
-	const char *host = m->stack.pg_host[0] ? m->stack.pg_host : "127.0.0.1";
-	char *pre[] = {"docker",
-		       "run",
-		       "--rm",
-		       "--name",
-		       name,
-		       "--network",
-		       "host",
-		       "--user",
-		       WORKER_UID,
-		       "--env-file",
-		       (char *)env_file,
-		       "-v",
-		       vol,
-		       "--entrypoint",
-		       (char *)tool,
-		       m->j.image,
-		       "-h",
-		       (char *)host,
-		       "-p",
-		       port,
-		       "-U",
-		       m->stack.db_user,
-		       "--no-password"};
-	for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
-		argv[n++] = pre[i];
-	for (int i = 0; args[i] && n < 46; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	if (hm_proc_check(argv, what, NULL, err) != 0)
-		return tool_failed(err, m->j.dump_dir);
-	return 0;
-}
-
-/* Step: pg_dumpall --globals-only and pg_dump -Fd -j N of every database. */
-static int dump(hm_mig *m, int jobs, const char *locale_map, hm_error *err)
-{
-	char env_file[PATH_MAX], jarg[16];
-	json_object *dbs = NULL;
-	char su[128];
-	int rc = -1;
-	double t0 = hm_progress_now();
-	if (strchr(m->j.dump_dir, ':'))
-		return hm_error_set(err, HM_EXIT_INPUT, "the dump directory \"%s\" holds a ':'",
-				    m->j.dump_dir);
-	if (fresh_dir(m->j.dump_dir, err) != 0 || write_plan(m, locale_map, err) != 0)
-		return -1;
-	snprintf(env_file, sizeof env_file, "%s/major-%s.env", m->state_dir, m->profile);
-	{
-		char *line = NULL;
-		if (asprintf(&line, "PGPASSWORD=%s\nPGDATABASE=%s\n", m->stack.db_password,
-			     m->stack.db_name) < 0)
-			return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
-		int wrc = strchr(m->stack.db_password, '\n')
-				  ? hm_error_set(err, HM_EXIT_INPUT, "the database password holds a newline")
-				  : hm_write_file_atomic(env_file, line, strlen(line), 0600, err);
-		memset(line, 0, strlen(line));
-		free(line);
-		if (wrc != 0)
-			return -1;
-	}
-	if (hm_major_read_plan(m->j.dump_dir, su, sizeof su, &dbs, err) != 0)
-		goto cleanup;
-	hm_mig_log(m, "dumping the roles and tablespaces (pg_dumpall --globals-only, from %s)", m->j.image);
-	char *g[] = {"--globals-only", "-f", "/dump/globals.sql", NULL};
-	if (dump_run(m, env_file, "pg_dumpall", g, "pg_dumpall --globals-only", err) != 0)
-		goto cleanup;
-	hm_fault_point("major:during:dump");
-	if (hm_major_fail_point("major:during:dump", err) != 0)
-		goto cleanup;
-	snprintf(jarg, sizeof jarg, "%d", jobs);
-	for (size_t i = 0; i < json_object_array_length(dbs); i++) {
-		const char *db = json_object_get_string(json_object_array_get_idx(dbs, i));
-		char out[64], conn[512], what[300];
-		snprintf(out, sizeof out, "/dump/db-%zu", i);
-		if (dbname_conninfo(db, conn, sizeof conn) != 0) {
-			hm_error_set(err, HM_EXIT_INPUT, "database name too long");
-			goto cleanup;
-		}
-		snprintf(what, sizeof what, "pg_dump of database \"%s\"", db);
-		hm_mig_log(m, "dumping database %s (pg_dump -Fd -j %d)", db, jobs);
-		char *a[] = {"-Fd", "-j", jarg, "-f", out, "-d", conn, NULL};
-		if (dump_run(m, env_file, "pg_dump", a, what, err) != 0)
-			goto cleanup;
-	}
-	{
-		char done[PATH_MAX];
-		snprintf(done, sizeof done, "%s/complete", m->j.dump_dir);
-		if (hm_write_file_atomic(done, "complete\n", 9, 0600, err) != 0)
-			goto cleanup;
-	}
-	hm_mig_log(m, "dump complete in %.1f s: %s", hm_progress_now() - t0, m->j.dump_dir);
-	rc = 0;
-cleanup:
-	unlink(env_file);
-	json_object_put(dbs);
-	return rc;
-}
-
-/* Step: stop the old server cleanly (docker compose stop -t N), pg_control "shut down". */
-static int stop_old(hm_mig *m, hm_error *err)
-{
-	hm_pg_control pc;
-	hm_mig_log(m, "stopping the old PostgreSQL %d (docker compose stop -t %d)", m->j.old_major,
-		   m->stop_timeout);
-	if (hm_compose_split_stop(&m->stack, m->stop_timeout, err) != 0 ||
-	    hm_pg_control_read(m->stack.pgdata, &pc, err) != 0)
-		return -1;
-	if (pc.state != HM_DB_SHUTDOWNED) {
-		hm_error_set(err, HM_EXIT_IO,
-			     "the old cluster in \"%s\" is \"%s\" after stopping, not \"shut down\"",
-			     m->stack.pgdata, hm_db_state_name(pc.state));
-		return hm_error_hint(err, "start the split stack, let it recover, and run up again");
-	}
-	return 0;
-}
-
-/* Step: the verified snapshot of the old directory, as the same-major path takes it. */
-static int snapshot(hm_mig *m, const char *archive_dir, hm_error *err)
-{
-	hm_journal *j = &m->j;
-	char dir[PATH_MAX];
-	hm_archive_stats st;
-	hm_pg_control pc;
-	if (archive_dir)
-		snprintf(dir, sizeof dir, "%s", archive_dir);
-	else if (hm_path_join(dir, sizeof dir, m->state_dir, "archives", err) != 0)
-		return -1;
-	if (hm_pg_control_read(m->stack.pgdata, &pc, err) != 0)
-		return -1;
-	if (!j->backup_id[0]) {
-		uuid_t u;
-		char name[64];
-		uuid_generate(u);
-		uuid_unparse_lower(u, j->backup_id);
-		snprintf(name, sizeof name, "%s.tar.zst", j->backup_id);
-		if (hm_mkdir_p(dir, 0700, err) != 0 ||
-		    hm_path_join(j->archive, sizeof j->archive, dir, name, err) != 0 ||
-		    hm_mig_save(m, err) != 0)
-			return -1;
-	}
-	if (hm_major_exists(j->archive)) {
-		if (hm_archive_verify(j->archive, NULL, &st, err) == 0)
-			goto verified;
-		hm_mig_log(m,
-			   "the snapshot left by the interrupted run does not verify (%s): taking it again",
-			   err->message);
-		unlink(j->archive);
-	}
-	json_object *o = json_object_new_object(), *src = json_object_new_object();
-	json_object_object_add(o, "backup_id", json_object_new_string(j->backup_id));
-	json_object_object_add(o, "kind", json_object_new_string("migration-snapshot"));
-	json_object_object_add(o, "created_at", json_object_new_int64((int64_t)time(NULL)));
-	json_object_object_add(o, "tool", json_object_new_string("hive-migrate"));
-	json_object_object_add(o, "tool_version", json_object_new_string(HM_VERSION));
-	json_object_object_add(src, "stack_dir", json_object_new_string(m->stack_dir));
-	json_object_object_add(src, "project", json_object_new_string(m->stack.project));
-	json_object_object_add(src, "profile", json_object_new_string(m->profile));
-	json_object_object_add(src, "image", json_object_new_string(m->stack.pg_image));
-	json_object_object_add(src, "data_dir", json_object_new_string(j->data_dir));
-	json_object_object_add(src, "pgdata", json_object_new_string(m->stack.pgdata_rel));
-	json_object_object_add(src, "major", json_object_new_int(pc.major));
-	json_object_object_add(o, "source", src);
-	json_object_object_add(o, "cross_major_target", json_object_new_string(j->image));
-	char *meta = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	if (!meta)
-		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
-	hm_archive_opts ao = {.metadata_json = meta, .zstd_level = 1};
-	hm_mig_log(m, "snapshot of the old directory %s into %s", j->data_dir, j->archive);
-	int rc = hm_archive_dir_create(j->data_dir, j->archive, &ao, &st, err);
-	free(meta);
-	if (rc != 0)
-		return -1;
-	if (hm_archive_verify(j->archive, NULL, &st, err) != 0)
-		return hm_error_prefix(err, "the snapshot just written does not verify");
-verified:
-	snprintf(j->manifest_sha256, sizeof j->manifest_sha256, "%s", st.manifest_sha256);
-	return 0;
-}
-
-/* docker exec into the restore worker; argv after the container name. */
-static int wexec(hm_mig *m, char **args, const char *what, hm_error *err)
-{
-	char name[200], *argv[40];
-	int n = 0;
-	hm_major_worker_name(m, "restore", name, sizeof name);
-	argv[n++] = "docker";
-	argv[n++] = "exec";
-	argv[n++] = name;
-	for (int i = 0; args[i] && n < 38; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	if (hm_proc_check(argv, what, NULL, err) != 0) {
-		if (!strstr(err->message, "No space left on device"))
-			worker_cause(name, err);
-		return tool_failed(err, m->j.new_data_dir);
-	}
-	return 0;
-}
-
-/* globals.sql without the CREATE ROLE of the bootstrap superuser (initdb made it; the
- * ALTER ROLE that follows gives it its attributes and password). */
-static int filter_globals(const hm_mig *m, const char *su, hm_error *err)
-{
-	char in[PATH_MAX], outp[PATH_MAX];
-	char *buf = NULL;
-	size_t len;
-	snprintf(in, sizeof in, "%s/globals.sql", m->j.dump_dir);
-	snprintf(outp, sizeof outp, "%s/globals-restore.sql", m->j.dump_dir);
-	if (hm_read_file(in, 64u << 20, &buf, &len, err) != 0)
-		return -1;
-	char *out = malloc(len + 1);
-	if (!out) {
-		free(buf);
-		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
-	}
-	size_t o = hm_major_filter_globals(buf, len, su, out);
-	int rc = hm_write_file_atomic(outp, out, o, 0644, err);
-	free(out);
-	free(buf);
-	return rc;
-}
-
-/* Wait until the restore worker's server accepts connections on its socket. */
-static int wait_worker(hm_mig *m, const char *su, hm_error *err)
-{
-	char name[200];
-	hm_major_worker_name(m, "restore", name, sizeof name);
-	double end = hm_progress_now() + m->health_timeout;
-	char *argv[] = {"docker", "exec", name,	      "pg_isready", "-q",	"-h",
-			SOCK,	  "-U",	  (char *)su, "-d",	    "postgres", NULL};
-	for (;;) {
-		hm_proc_result r;
-		if (hm_proc_run(argv, &r, err) != 0)
-			return -1;
-		int ok = r.status == 0;
-		hm_proc_result_free(&r);
-		if (ok)
-			return 0;
-		char state[64] = "";
-		if (hm_docker_container_state(name, state, sizeof state, err) != 0)
-			return -1;
-		if (strcmp(state, "running") != 0 && strcmp(state, "created") != 0 &&
-		    strcmp(state, "configured") != 0 && strcmp(state, "initialized") != 0) {
-			char *lg[] = {"docker", "logs", "--tail", "5", name, NULL};
-			hm_proc_result l;
-			hm_error e2;
-			char last[600] = "";
-			if (hm_proc_run(lg, &l, &e2) == 0) {
-				snprintf(last, sizeof last, "%s",
-					 l.errout && l.errout[0] ? l.errout : (l.out ? l.out : ""));
-				hm_proc_result_free(&l);
-			}
-			for (char *c = last; *c; c++)
-				if (*c == '\n')
-					*c = ' ';
-			hm_error_set(err, HM_EXIT_IO, "the new cluster's server (worker %s) ended (%s): %s",
-				     name, state[0] ? state : "gone", last);
-			return tool_failed(err, m->j.new_data_dir);
-		}
-		if (hm_progress_now() > end)
-			return hm_error_set(err, HM_EXIT_HEALTH_TIMEOUT,
-					    "the new cluster's server did not accept connections within %d s",
-					    m->health_timeout);
-		usleep(200000);
-	}
-}
-
-/* SQL quoting: an identifier ("...", " doubled) or a literal ('...', ' doubled) appended to
- * out. -1 when it does not fit. */
-static int sql_quote(char *out, size_t outsz, const char *s, char q)
-{
-	size_t n = strlen(out);
-	if (n + 2 >= outsz)
-		return -1;
-	out[n++] = q;
-	for (; *s; s++) {
-		if (n + 3 >= outsz)
-			return -1;
-		if (*s == q)
-			out[n++] = q;
-		out[n++] = *s;
-	}
-	out[n++] = q;
-	out[n] = '\0';
-	return 0;
-}
-
-/* Append a keyword to out; -1 when it does not fit. */
-static int sql_word(char *out, size_t outsz, const char *w)
-{
-	size_t n = strlen(out), l = strlen(w);
-	if (n + l + 1 > outsz)
-		return -1;
-	memcpy(out + n, w, l + 1);
-	return 0;
-}
-
-/* CREATE DATABASE for a database whose locale is mapped (plan.json "create"). */
-static int create_sql(const char *db, json_object *d, char *out, size_t outsz)
-{
-	json_object *v;
-	const char *owner = NULL, *enc = NULL, *coll = NULL, *ctype = NULL;
-	if (json_object_object_get_ex(d, "owner", &v))
-		owner = json_object_get_string(v);
-	if (json_object_object_get_ex(d, "encoding", &v))
-		enc = json_object_get_string(v);
-	if (json_object_object_get_ex(d, "collate", &v))
-		coll = json_object_get_string(v);
-	if (json_object_object_get_ex(d, "ctype", &v))
-		ctype = json_object_get_string(v);
-	if (!owner || !enc || !coll || !ctype)
-		return -1;
-	out[0] = '\0';
-	return sql_word(out, outsz, "CREATE DATABASE ") || sql_quote(out, outsz, db, '"') ||
-	       sql_word(out, outsz, " OWNER ") || sql_quote(out, outsz, owner, '"') ||
-	       sql_word(out, outsz, " TEMPLATE template0 ENCODING ") || sql_quote(out, outsz, enc, '\'') ||
-	       sql_word(out, outsz, " LC_COLLATE ") || sql_quote(out, outsz, coll, '\'') ||
-	       sql_word(out, outsz, " LC_CTYPE ") || sql_quote(out, outsz, ctype, '\'');
-}
-
-static const char *UPDATE_SQL =
-	"DO $$ DECLARE r record; BEGIN FOR r IN SELECT e.extname FROM pg_extension e JOIN "
-	"pg_available_extensions a ON a.name = e.extname WHERE a.default_version IS DISTINCT FROM "
-	"e.extversion "
-	"LOOP EXECUTE format('ALTER EXTENSION %I UPDATE', r.extname); END LOOP; END $$";
-
-/* Step: initialise the new cluster beside the old directory and restore into it. */
-static int restore(hm_mig *m, int jobs, hm_error *err)
-{
-	char name[200], vol1[PATH_MAX + 40], vol2[PATH_MAX + 16], su[128], jarg[16];
-	json_object *dbs = NULL;
-	int rc = -1;
-	double t0 = hm_progress_now();
-	hm_major_worker_name(m, "restore", name, sizeof name);
-	hm_major_rm_worker(name);
-	json_object *plan = NULL, *create = NULL;
-	if (hm_major_read_plan(m->j.dump_dir, su, sizeof su, &dbs, err) != 0)
-		return -1;
-	{
-		char pp[PATH_MAX];
-		snprintf(pp, sizeof pp, "%s/plan.json", m->j.dump_dir);
-		if ((plan = json_object_from_file(pp)))
-			json_object_object_get_ex(plan, "create", &create);
-	}
-	if (strchr(m->j.new_data_dir, ':')) {
-		hm_error_set(err, HM_EXIT_INPUT, "the directory \"%s\" holds a ':'", m->j.new_data_dir);
-		goto cleanup;
-	}
-	if (fresh_dir(m->j.new_data_dir, err) != 0 || filter_globals(m, su, err) != 0)
-		goto cleanup;
-	snprintf(vol1, sizeof vol1, "%s:/var/lib/postgresql/data", m->j.new_data_dir);
-	snprintf(vol2, sizeof vol2, "%s:/dump:ro", m->j.dump_dir);
-	hm_mig_log(m, "initialising the new cluster in %s (initdb from %s)", m->j.new_data_dir, m->j.image);
-	/* initdb as the unified container initialises a cluster (UTF8, C.UTF-8, checksums, SCRAM
-	 * for TCP), with the old cluster's bootstrap superuser so its role keeps oid 10; then the
-	 * server on a private socket only (the worker has no network). */
-	const char *script =
-		"set -e; mkdir -p " SOCK "; [ -s " NEW_PGDATA "/PG_VERSION ] || initdb -D " NEW_PGDATA
-		" -U \"$1\" --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 "
-		"--locale=C.UTF-8 --data-checksums >/dev/null; exec postgres -D " NEW_PGDATA
-		" -c listen_addresses= -c unix_socket_directories=" SOCK
-		" -c max_wal_size=4GB -c maintenance_work_mem=256MB -c checkpoint_timeout=30min";
-	char *run[] = {"docker",       "run",  "-d",	   "--name",   name,
-		       "--network",    "none", "--user",   WORKER_UID, "--shm-size",
-		       "1g",	       "-v",   vol1,	   "-v",       vol2,
-		       "--entrypoint", "bash", m->j.image, "-c",       (char *)script,
-		       "hm-init",      su,     NULL};
-	if (hm_proc_check(run, "starting the restore worker (docker run)", NULL, err) != 0)
-		goto cleanup;
-	if (wait_worker(m, su, err) != 0)
-		goto cleanup;
-	if (hm_major_fail_point("major:after:init", err) != 0)
-		goto cleanup;
-	hm_fault_point("major:after:init");
-	hm_mig_log(m, "restoring the roles (passwords kept)");
-	char *g[] = {"psql", "-X", "-q",       "-v", "ON_ERROR_STOP=1",		  "-h", SOCK, "-U",
-		     su,     "-d", "postgres", "-f", "/dump/globals-restore.sql", NULL};
-	if (wexec(m, g, "restoring the globals (psql)", err) != 0)
-		goto cleanup;
-	snprintf(jarg, sizeof jarg, "%d", jobs);
-	for (size_t i = 0; i < json_object_array_length(dbs); i++) {
-		const char *db = json_object_get_string(json_object_array_get_idx(dbs, i));
-		char dir[64], what[300];
-		int existing = !strcmp(db, "postgres");
-		json_object *mapped = NULL;
-		char conn[512];
-		snprintf(dir, sizeof dir, "/dump/db-%zu", i);
-		if (dbname_conninfo(db, conn, sizeof conn) != 0) {
-			hm_error_set(err, HM_EXIT_INPUT, "database name too long");
-			goto cleanup;
-		}
-		if (create && json_object_object_get_ex(create, db, &mapped) && !existing) {
-			char sql[1200];
-			if (create_sql(db, mapped, sql, sizeof sql) != 0) {
-				hm_error_set(err, HM_EXIT_CORRUPT,
-					     "the dump's plan for database \"%s\" is unusable", db);
-				goto cleanup;
-			}
-			hm_mig_log(m, "creating database %s with the mapped locale (--locale-map)", db);
-			char *cr[] = {"psql",	  "-X", "-q", "-v", "ON_ERROR_STOP=1",
-				      "-h",	  SOCK, "-U", su,   "-d",
-				      "postgres", "-c", sql,  NULL};
-			if (wexec(m, cr, "CREATE DATABASE with the mapped locale (psql)", err) != 0)
-				goto cleanup;
-			existing = 1;
-		}
-		snprintf(what, sizeof what, "pg_restore of database \"%s\"", db);
-		hm_mig_log(m, "restoring database %s (pg_restore -j %d)", db, jobs);
-		/* -C recreates the database as it was (owner, encoding, locale, its grants and
-		 * settings); one that exists (postgres, or created above) is restored into */
-		char *a[] = {"pg_restore",
-			     "-h",
-			     SOCK,
-			     "-U",
-			     su,
-			     "-d",
-			     existing ? conn : "postgres",
-			     "-j",
-			     jarg,
-			     "--exit-on-error",
-			     existing ? dir : "-C",
-			     existing ? NULL : dir,
-			     NULL};
-		if (wexec(m, a, what, err) != 0)
-			goto cleanup;
-		if (i == 0) {
-			hm_fault_point("major:during:restore");
-			if (hm_major_fail_point("major:during:restore", err) != 0)
-				goto cleanup;
-		}
-	}
-	for (size_t i = 0; i < json_object_array_length(dbs); i++) {
-		const char *db = json_object_get_string(json_object_array_get_idx(dbs, i));
-		char conn[512];
-		if (dbname_conninfo(db, conn, sizeof conn) != 0)
-			continue;
-		char *u[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",  "-h", SOCK, "-U",
-			     su,     "-d", conn, "-c", (char *)UPDATE_SQL, NULL};
-		if (wexec(m, u, "ALTER EXTENSION ... UPDATE (psql)", err) != 0)
-			goto cleanup;
-	}
-	hm_mig_log(m, "analyzing (vacuumdb --analyze-in-stages)");
-	char *v[] = {"vacuumdb", "-q", "-h", SOCK, "-U", su, "--all", "--analyze-in-stages", NULL};
-	if (wexec(m, v, "vacuumdb --analyze-in-stages", err) != 0)
-		goto cleanup;
-	/* the server is the worker's PID 1: SIGINT is its fast shutdown (checkpoint, "shut
-	 * down"), and the container ends with it */
-	char *k[] = {"docker", "kill", "--signal", "INT", name, NULL};
-	char *w[] = {"docker", "wait", name, NULL};
-	if (hm_proc_check(k, "stopping the new cluster (docker kill --signal INT)", NULL, err) != 0 ||
-	    hm_proc_check(w, "waiting for the new cluster to stop (docker wait)", NULL, err) != 0)
-		goto cleanup;
-	hm_major_rm_worker(name);
-	{
-		char pgdata[PATH_MAX];
-		hm_pg_control pc;
-		snprintf(pgdata, sizeof pgdata, "%s/pgdata", m->j.new_data_dir);
-		if (hm_pg_control_read(pgdata, &pc, err) != 0)
-			goto cleanup;
-		if (pc.state != HM_DB_SHUTDOWNED) {
-			hm_error_set(err, HM_EXIT_IO,
-				     "the new cluster is \"%s\" after its stop, not \"shut down\"",
-				     hm_db_state_name(pc.state));
-			goto cleanup;
-		}
-	}
-	hm_mig_log(m, "restore complete in %.1f s", hm_progress_now() - t0);
-	rc = 0;
-cleanup:
-	if (rc != 0)
-		hm_major_rm_worker(name);
-	json_object_put(dbs);
-	json_object_put(plan);
 	return rc;
 }
 
@@ -852,7 +281,7 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 			    hm_wait_healthy("the old database", 0, &sp, m->health_timeout, err) != 0)
 				return -1;
 		}
-		if (fingerprint_now(m, err) != 0 || dump(m, jobs, locale_map, err) != 0)
+		if (fingerprint_now(m, err) != 0 || hm_major_dump(m, jobs, locale_map, err) != 0)
 			return -1;
 		if (mark(m, HM_MS_DUMPED, HM_STEP_STOPPING, err) != 0)
 			return -1;
@@ -862,7 +291,7 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 		ms = HM_MS_DUMPED;
 	}
 	if (ms < HM_MS_OLD_STOPPED) {
-		if (stop_old(m, err) != 0 || mark(m, HM_MS_OLD_STOPPED, HM_STEP_STOPPED, err) != 0)
+		if (hm_major_stop_old(m, err) != 0 || mark(m, HM_MS_OLD_STOPPED, HM_STEP_STOPPED, err) != 0)
 			return -1;
 		hm_fault_point("major:after:old-stop");
 		if (hm_major_fail_point("major:after:old-stop", err) != 0)
@@ -870,7 +299,7 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 		ms = HM_MS_OLD_STOPPED;
 	}
 	if (ms < HM_MS_SNAPSHOTTED) {
-		if (snapshot(m, archive_dir, err) != 0 ||
+		if (hm_major_snapshot(m, archive_dir, err) != 0 ||
 		    mark(m, HM_MS_SNAPSHOTTED, HM_STEP_SNAPSHOTTED, err) != 0)
 			return -1;
 		hm_fault_point("major:after:snapshot");
@@ -879,7 +308,8 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 		ms = HM_MS_SNAPSHOTTED;
 	}
 	if (ms < HM_MS_RESTORED) {
-		if (restore(m, jobs, err) != 0 || mark(m, HM_MS_RESTORED, HM_STEP_SNAPSHOTTED, err) != 0)
+		if (hm_major_restore(m, jobs, err) != 0 ||
+		    mark(m, HM_MS_RESTORED, HM_STEP_SNAPSHOTTED, err) != 0)
 			return -1;
 		hm_fault_point("major:after:restore");
 		if (hm_major_fail_point("major:after:restore", err) != 0)

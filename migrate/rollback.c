@@ -118,7 +118,7 @@ static void print_plan(const hm_mig *m, const rb_opts *o, hm_rb_mode mode, const
 		       j->data_dir);
 		return;
 	}
-	if (j->cross_major && !o->backup) {
+	if (j->cross_major && j->old_data_dir[0] && !o->backup) {
 		printf("  across majors: stop %s (-t %d), remove the dump, put the untouched PostgreSQL %d\n"
 		       "  directory %s back in %s (a rename, no archive restore)\n",
 		       j->unified_container, m->stop_timeout, j->old_major, j->old_data_dir, j->data_dir);
@@ -227,8 +227,9 @@ static int rollback_profile(const rb_opts *o, const char *profile, json_object *
 		if (hm_rb_confirm(q, 0, &err) != 0)
 			goto out;
 	}
-	if (m.j.cross_major && !o->backup) {
-		/* the old directory was kept untouched: it goes back by a rename */
+	if (m.j.cross_major && m.j.old_data_dir[0] && !o->backup) {
+		/* the old directory was kept untouched: it goes back by a rename (a journal
+		 * without one, from an older version, gets the snapshot rollback) */
 		if (m.j.step == HM_STEP_DONE)
 			hm_major_rollback_completed(&m, &err);
 		else

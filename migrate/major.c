@@ -142,6 +142,98 @@ size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser
 	return o;
 }
 
+/* Does [s, s+n) start with the NUL-terminated prefix? */
+static int starts(const char *s, size_t n, const char *prefix)
+{
+	size_t k = strlen(prefix);
+	return n >= k && !memcmp(s, prefix, k);
+}
+
+/* Is the option [s, s+n) exactly pg_attver=DIGITS? */
+static int is_attver(const char *s, size_t n)
+{
+	static const char key[] = "pg_attver=";
+	size_t k = sizeof key - 1;
+	if (n <= k || memcmp(s, key, k))
+		return 0;
+	for (size_t i = k; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* One ALTER ... ALTER COLUMN ... SET (...); line [line, line+l) into out without its
+ * pg_attver options; returns the bytes written (0: nothing left, the line is dropped), or
+ * (size_t)-1 when the line is not of that form (then the caller keeps it as it is). */
+static size_t strip_attver(const char *line, size_t l, char *out, long *dropped)
+{
+	static const char set[] = " SET (";
+	const char *p = NULL;
+	if (!starts(line, l, "ALTER ") || l < 2 || memcmp(line + l - 2, ");", 2))
+		return (size_t)-1;
+	for (const char *q = line; q + (sizeof set - 1) <= line + l; q++)
+		if (!memcmp(q, set, sizeof set - 1))
+			p = q; /* the last one: a quoted column name may hold " SET (" */
+	if (!p || !memmem(line, (size_t)(p - line), " ALTER COLUMN ", 14))
+		return (size_t)-1;
+	const char *opts = p + sizeof set - 1, *end = line + l - 2;
+	size_t o = (size_t)(opts - line), kept = 0;
+	long n = 0;
+	memcpy(out, line, o);
+	for (const char *t = opts; t < end;) {
+		const char *sep = memmem(t, (size_t)(end - t), ", ", 2);
+		const char *te = sep ? sep : end;
+		if (is_attver(t, (size_t)(te - t))) {
+			n++;
+		} else {
+			if (kept++) {
+				memcpy(out + o, ", ", 2);
+				o += 2;
+			}
+			memcpy(out + o, t, (size_t)(te - t));
+			o += (size_t)(te - t);
+		}
+		t = sep ? sep + 2 : end;
+	}
+	if (!n)
+		return (size_t)-1;
+	*dropped += n;
+	if (!kept)
+		return 0;
+	memcpy(out + o, ");", 2);
+	return o + 2;
+}
+
+size_t hm_major_filter_predata(const char *in, size_t len, int drop_create, char *out, long *dropped)
+{
+	size_t o = 0;
+	int connected = 0, created = 0;
+	*dropped = 0;
+	for (const char *line = in; line < in + len;) {
+		const char *nl = memchr(line, '\n', (size_t)(in + len - line));
+		size_t l = nl ? (size_t)(nl - line) : (size_t)(in + len - line);
+		size_t w = (size_t)-1;
+		if (starts(line, l, "\\connect"))
+			connected = 1;
+		if (drop_create && !connected && !created && starts(line, l, "CREATE DATABASE ")) {
+			created = 1;
+			w = 0;
+		} else {
+			w = strip_attver(line, l, out + o, dropped);
+		}
+		if (w == (size_t)-1) {
+			memcpy(out + o, line, l);
+			w = l;
+		}
+		o += w;
+		if (w && nl)
+			out[o++] = '\n';
+		line += l + (nl ? 1 : 0);
+	}
+	out[o] = '\0';
+	return o;
+}
+
 int hm_major_locale_map_add(char *map, size_t sz, const char *arg, hm_error *err)
 {
 	const char *eq = strchr(arg, '=');

@@ -61,6 +61,17 @@ double hm_major_estimate_seconds(double bytes);
  * the length. Every other line is kept byte for byte. Pure. */
 size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser, char *out);
 
+/* The pre-data SQL of one database (pg_restore --create --section=pre-data), made
+ * restorable on the target. Drops the column option pg_attver=DIGITS from the lines
+ * "ALTER ... ALTER COLUMN ... SET (options);" that pg_dump writes, one per line (Debian's
+ * PostgreSQL 17.12 gives every column that option, and PostgreSQL 18 refuses an option it
+ * does not know, failing the whole table), and the line when no option is left. With
+ * drop_create, also the first line "CREATE DATABASE ..." before the first \connect (the
+ * database exists: postgres, or one created with a mapped locale). Every other line is kept
+ * byte for byte. out: len + 1 bytes, NUL-terminated; *dropped gets the number of options
+ * left out. Returns the length. Pure. */
+size_t hm_major_filter_predata(const char *in, size_t len, int drop_create, char *out, long *dropped);
+
 /* --locale-map OLD=NEW (repeatable): the map is text, one "OLD=NEW\n" line per mapping.
  * add: validate arg (both sides non-empty, printable, no '=' in OLD, no newline) and append
  * it to map (sz bytes, NUL-terminated); 0, or -1 with err (HM_EXIT_USAGE). lookup: the NEW
@@ -76,13 +87,22 @@ int hm_major_locale_map_lookup(const char *map, const char *old, char *out, size
  * it gets SIGCONT (a test fills the disk meanwhile). -1 with err set when a failure fires. */
 int hm_major_fail_point(const char *point, hm_error *err);
 
+/* Seconds per step of the cross-major path in this run (0 when the step did not run here):
+ * the downtime split that `up --json` reports and tests/bench/major.sh prints. restore is
+ * initdb, the globals, pg_restore (tables and index builds) and the extension updates;
+ * analyze is vacuumdb --analyze-in-stages and the new cluster's clean stop. */
+typedef struct hm_major_times {
+	double api_stop, fingerprint, dump, old_stop, snapshot, restore, analyze, cutover, start, health,
+		verify;
+} hm_major_times;
+
 /* Run (or resume) the cross-major path from m->j (m->stack loaded, fingerprint taken,
  * j.cross_major set): steps 3..8 of up for this path. backup_password as for the unified
  * env file. locale_map: --locale-map lines (NULL none): a database whose LC_COLLATE or
  * LC_CTYPE is mapped is created with the new locale and restored without --create. 0
  * migrated, -1 with err (the caller rolls back with hm_major_rollback). */
 int hm_major_forward(struct hm_mig *m, const char *archive_dir, const char *backup_password, int jobs,
-		     const char *locale_map, hm_error *err);
+		     const char *locale_map, hm_major_times *t, hm_error *err);
 
 /* Called by up's preflight when it reported "major-upgrade": record the cross-major run in
  * the journal (cross_major, old_major, the directories beside the data directory, the

@@ -46,6 +46,6 @@ int hm_major_stop_old(hm_mig *m, hm_error *err);
 int hm_major_snapshot(hm_mig *m, const char *archive_dir, hm_error *err);
 
 /* major_restore.c: initialise the new cluster beside the old directory and restore into it. */
-int hm_major_restore(hm_mig *m, int jobs, hm_error *err);
+int hm_major_restore(hm_mig *m, int jobs, double *analyze_seconds, hm_error *err);
 
 #endif

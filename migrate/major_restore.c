@@ -2,6 +2,8 @@
  * a restore worker container (no network, reached with docker exec over its unix socket),
  * the globals and every database restored from the dump, extensions updated and the
  * statistics rebuilt. The forward path that runs this step is in major_up.c. */
+#include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,11 @@
 #include "migration.h"
 
 #define SOCK "/tmp/hm"
-#define NEW_PGDATA "/var/lib/postgresql/data/pgdata"
+#define WORKER_MOUNT "/var/lib/postgresql/data" /* the new cluster's directory in the worker */
+#define NEW_PGDATA WORKER_MOUNT "/pgdata"
+/* the schema SQL of one database, beside pgdata while it is restored, then removed */
+#define PREDATA_RAW "hm-predata.sql"
+#define PREDATA_FIXED "hm-predata-restore.sql"
 
 /* docker exec into the restore worker; argv after the container name. */
 static int wexec(hm_mig *m, char **args, const char *what, hm_error *err)
@@ -168,6 +174,87 @@ static const char *UPDATE_SQL =
 	"e.extversion "
 	"LOOP EXECUTE format('ALTER EXTENSION %I UPDATE', r.extname); END LOOP; END $$";
 
+/* Read the regular file path (never through a symlink: the worker owns its directory),
+ * at most max bytes. */
+static int read_worker_file(const char *path, size_t max, char **out, size_t *len, hm_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return hm_error_errno(err, errno, "open", path);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		close(fd);
+		return hm_error_set(err, HM_EXIT_IO, "\"%s\" is not a regular file of at most %zu MB", path,
+				    max >> 20);
+	}
+	close(fd);
+	return hm_read_file(path, max, out, len, err);
+}
+
+/* The schema of database db (dump directory dir, as the worker sees it): pg_restore
+ * --create --section=pre-data writes it as SQL into the new cluster's mount, the host makes
+ * it restorable on the target (hm_major_filter_predata: options the target rejects, and the
+ * CREATE DATABASE of a database that exists already), psql runs it. As one script rather
+ * than pg_restore -d, because pg_restore cannot leave out part of an entry, and a single
+ * unknown column option fails the whole table. The database keeps its grants, comment and
+ * settings either way (they are pre-data entries of --create). */
+static int restore_predata(hm_mig *m, const char *su, const char *dir, const char *db, int existing,
+			   hm_error *err)
+{
+	char raw[PATH_MAX], fixed[PATH_MAX], what[300];
+	char *in = NULL, *out = NULL;
+	size_t len = 0;
+	long dropped = 0;
+	int rc = -1;
+	snprintf(raw, sizeof raw, "%s/" PREDATA_RAW, m->j.new_data_dir);
+	snprintf(fixed, sizeof fixed, "%s/" PREDATA_FIXED, m->j.new_data_dir);
+	unlink(raw);
+	unlink(fixed);
+	snprintf(what, sizeof what, "pg_restore --section=pre-data of database \"%s\"", db);
+	char *p[] = {"pg_restore", "-C", "--section=pre-data", "-f", WORKER_MOUNT "/" PREDATA_RAW,
+		     (char *)dir,  NULL};
+	if (wexec(m, p, what, err) != 0)
+		goto cleanup;
+	if (read_worker_file(raw, 1u << 30, &in, &len, err) != 0)
+		goto cleanup;
+	if (!(out = malloc(len + 1))) {
+		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		goto cleanup;
+	}
+	size_t o = hm_major_filter_predata(in, len, existing, out, &dropped);
+	if (hm_write_file_atomic(fixed, out, o, 0644, err) != 0)
+		goto cleanup;
+	if (dropped)
+		hm_mig_log(m,
+			   "database %s: left out the column option pg_attver on %ld columns (an "
+			   "internal marker of Debian's PostgreSQL 17.12 that the target rejects)",
+			   db, dropped);
+	snprintf(what, sizeof what, "restoring the schema of database \"%s\" (psql)", db);
+	char *q[] = {"psql",
+		     "-X",
+		     "-q",
+		     "-v",
+		     "ON_ERROR_STOP=1",
+		     "-h",
+		     SOCK,
+		     "-U",
+		     (char *)su,
+		     "-d",
+		     "postgres",
+		     "-f",
+		     WORKER_MOUNT "/" PREDATA_FIXED,
+		     NULL};
+	if (wexec(m, q, what, err) != 0)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	unlink(raw);
+	unlink(fixed);
+	free(in);
+	free(out);
+	return rc;
+}
+
 /* initdb the new cluster in the restore worker NAME and start its server on the private
  * socket; 0 once it accepts connections. */
 static int start_worker(hm_mig *m, const char *name, const char *su, hm_error *err)
@@ -214,7 +301,7 @@ static int start_worker(hm_mig *m, const char *name, const char *su, hm_error *e
 }
 
 /* Step: initialise the new cluster beside the old directory and restore into it. */
-int hm_major_restore(hm_mig *m, int jobs, hm_error *err)
+int hm_major_restore(hm_mig *m, int jobs, double *analyze_seconds, hm_error *err)
 {
 	char name[200], su[128], jarg[16];
 	json_object *dbs = NULL;
@@ -274,22 +361,24 @@ int hm_major_restore(hm_mig *m, int jobs, hm_error *err)
 				goto cleanup;
 			existing = 1;
 		}
+		hm_mig_log(m, "restoring database %s (schema, then pg_restore -j %d)", db, jobs);
+		if (restore_predata(m, su, dir, db, existing, err) != 0)
+			goto cleanup;
 		snprintf(what, sizeof what, "pg_restore of database \"%s\"", db);
-		hm_mig_log(m, "restoring database %s (pg_restore -j %d)", db, jobs);
-		/* -C recreates the database as it was (owner, encoding, locale, its grants and
-		 * settings); one that exists (postgres, or created above) is restored into */
+		/* the rows, then indexes and constraints, in parallel */
 		char *a[] = {"pg_restore",
 			     "-h",
 			     SOCK,
 			     "-U",
 			     su,
 			     "-d",
-			     existing ? conn : "postgres",
+			     conn,
 			     "-j",
 			     jarg,
 			     "--exit-on-error",
-			     existing ? dir : "-C",
-			     existing ? NULL : dir,
+			     "--section=data",
+			     "--section=post-data",
+			     dir,
 			     NULL};
 		if (wexec(m, a, what, err) != 0)
 			goto cleanup;
@@ -309,6 +398,7 @@ int hm_major_restore(hm_mig *m, int jobs, hm_error *err)
 		if (wexec(m, u, "ALTER EXTENSION ... UPDATE (psql)", err) != 0)
 			goto cleanup;
 	}
+	double ta = hm_progress_now();
 	hm_mig_log(m, "analyzing (vacuumdb --analyze-in-stages)");
 	char *v[] = {"vacuumdb", "-q", "-h", SOCK, "-U", su, "--all", "--analyze-in-stages", NULL};
 	if (wexec(m, v, "vacuumdb --analyze-in-stages", err) != 0)
@@ -334,6 +424,7 @@ int hm_major_restore(hm_mig *m, int jobs, hm_error *err)
 			goto cleanup;
 		}
 	}
+	*analyze_seconds = hm_progress_now() - ta;
 	hm_mig_log(m, "restore complete in %.1f s", hm_progress_now() - t0);
 	rc = 0;
 cleanup:

@@ -25,6 +25,7 @@
 
 #include "../common/fsutil.h"
 #include "../common/process.h"
+#include "../common/progress.h"
 #include "compose.h"
 #include "fingerprint.h"
 #include "health.h"
@@ -202,7 +203,7 @@ static int cut_over(hm_mig *m, hm_error *err)
 }
 
 /* Step: the unified container on the new cluster: healthy, pgvector, same fingerprint. */
-static int start_unified(hm_mig *m, const char *backup_password, hm_error *err)
+static int start_unified(hm_mig *m, const char *backup_password, hm_major_times *t, hm_error *err)
 {
 	hm_journal *j = &m->j;
 	json_object *before = NULL, *after = NULL;
@@ -212,6 +213,7 @@ static int start_unified(hm_mig *m, const char *backup_password, hm_error *err)
 		return -1;
 	if (mark(m, HM_MS_CUT_OVER, HM_STEP_UNIFIED_STARTING, err) != 0)
 		return -1;
+	double t0 = hm_progress_now();
 	hm_mig_log(m, "starting the unified container %s (%s)", j->unified_container, j->image);
 	if (hm_compose_unified_up(j->template_file, j->unified_project, j->env_file, err) != 0)
 		return -1;
@@ -222,9 +224,13 @@ static int start_unified(hm_mig *m, const char *backup_password, hm_error *err)
 		return -1;
 	hm_pg_params p = {"127.0.0.1",	    j->pg_port,		  m->stack.db_user,
 			  m->stack.db_name, m->stack.db_password, 5};
+	t->start = hm_progress_now() - t0;
+	t0 = hm_progress_now();
 	hm_mig_log(m, "waiting for the unified container to be healthy (up to %d s)", m->health_timeout);
 	if (hm_wait_healthy("the unified container", j->api_port, &p, m->health_timeout, err) != 0)
 		return -1;
+	t->health = hm_progress_now() - t0;
+	t0 = hm_progress_now();
 	hm_mig_log(m, "comparing the data with the fingerprint taken before the copy");
 	if (!(before = json_object_from_file(j->fingerprint_file)))
 		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"",
@@ -234,14 +240,16 @@ static int start_unified(hm_mig *m, const char *backup_password, hm_error *err)
 		rc = 0;
 	json_object_put(before);
 	json_object_put(after);
+	t->verify = hm_progress_now() - t0;
 	if (rc == 0)
 		rc = hm_major_fail_point("major:after:verify", err);
 	return rc;
 }
 
 int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_password, int jobs,
-		     const char *locale_map, hm_error *err)
+		     const char *locale_map, hm_major_times *t, hm_error *err)
 {
+	double t0;
 	hm_journal *j = &m->j;
 	int ms = hm_major_step_from_name(j->major_step);
 	if (ms < 0)
@@ -256,8 +264,10 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 		hm_pg_params sp = hm_mig_split_params(m);
 		if (ms < HM_MS_API_STOPPED) {
 			j->step = HM_STEP_STOPPING;
+			t0 = hm_progress_now();
 			if (hm_mig_save(m, err) != 0 || stop_api(m, err) != 0)
 				return -1;
+			t->api_stop = hm_progress_now() - t0;
 			j->stopped_at = wall_now();
 			if (mark(m, HM_MS_API_STOPPED, HM_STEP_STOPPING, err) != 0)
 				return -1;
@@ -281,8 +291,14 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 			    hm_wait_healthy("the old database", 0, &sp, m->health_timeout, err) != 0)
 				return -1;
 		}
-		if (fingerprint_now(m, err) != 0 || hm_major_dump(m, jobs, locale_map, err) != 0)
+		t0 = hm_progress_now();
+		if (fingerprint_now(m, err) != 0)
 			return -1;
+		t->fingerprint = hm_progress_now() - t0;
+		t0 = hm_progress_now();
+		if (hm_major_dump(m, jobs, locale_map, err) != 0)
+			return -1;
+		t->dump = hm_progress_now() - t0;
 		if (mark(m, HM_MS_DUMPED, HM_STEP_STOPPING, err) != 0)
 			return -1;
 		hm_fault_point("major:after:dump");
@@ -291,41 +307,49 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 		ms = HM_MS_DUMPED;
 	}
 	if (ms < HM_MS_OLD_STOPPED) {
+		t0 = hm_progress_now();
 		if (hm_major_stop_old(m, err) != 0 || mark(m, HM_MS_OLD_STOPPED, HM_STEP_STOPPED, err) != 0)
 			return -1;
+		t->old_stop = hm_progress_now() - t0;
 		hm_fault_point("major:after:old-stop");
 		if (hm_major_fail_point("major:after:old-stop", err) != 0)
 			return -1;
 		ms = HM_MS_OLD_STOPPED;
 	}
 	if (ms < HM_MS_SNAPSHOTTED) {
+		t0 = hm_progress_now();
 		if (hm_major_snapshot(m, archive_dir, err) != 0 ||
 		    mark(m, HM_MS_SNAPSHOTTED, HM_STEP_SNAPSHOTTED, err) != 0)
 			return -1;
+		t->snapshot = hm_progress_now() - t0;
 		hm_fault_point("major:after:snapshot");
 		if (hm_major_fail_point("major:after:snapshot", err) != 0)
 			return -1;
 		ms = HM_MS_SNAPSHOTTED;
 	}
 	if (ms < HM_MS_RESTORED) {
-		if (hm_major_restore(m, jobs, err) != 0 ||
+		t0 = hm_progress_now();
+		if (hm_major_restore(m, jobs, &t->analyze, err) != 0 ||
 		    mark(m, HM_MS_RESTORED, HM_STEP_SNAPSHOTTED, err) != 0)
 			return -1;
+		t->restore = hm_progress_now() - t0 - t->analyze;
 		hm_fault_point("major:after:restore");
 		if (hm_major_fail_point("major:after:restore", err) != 0)
 			return -1;
 		ms = HM_MS_RESTORED;
 	}
 	if (ms < HM_MS_CUT_OVER) {
+		t0 = hm_progress_now();
 		if (cut_over(m, err) != 0)
 			return -1;
+		t->cutover = hm_progress_now() - t0;
 		hm_fault_point("major:after:cutover");
 		if (hm_major_fail_point("major:after:cutover", err) != 0)
 			return -1;
 		ms = HM_MS_CUT_OVER;
 	}
 	if (ms < HM_MS_VERIFIED) {
-		if (start_unified(m, backup_password, err) != 0)
+		if (start_unified(m, backup_password, t, err) != 0)
 			return -1;
 		j->healthy_at = wall_now();
 		if (mark(m, HM_MS_VERIFIED, HM_STEP_VERIFIED, err) != 0)

@@ -307,9 +307,10 @@ static int up_profile(const hm_up_opts *o, const char *profile, json_object *arr
 			goto abandon;
 	}
 
-	if (j->cross_major ? hm_major_forward(&m, o->archive_dir, o->backup_password, o->jobs,
-					      o->locale_map[0] ? o->locale_map : NULL, &err) == 0
-			   : hm_up_forward(&m, o, &ast, &times, &err) == 0)
+	if (j->cross_major
+		    ? hm_major_forward(&m, o->archive_dir, o->backup_password, o->jobs,
+				       o->locale_map[0] ? o->locale_map : NULL, &times.major, &err) == 0
+		    : hm_up_forward(&m, o, &ast, &times, &err) == 0)
 		goto out;
 
 	/* failure after the split stack was (maybe) stopped: roll back */

@@ -6,6 +6,7 @@
 
 #include "../common/archive_dir.h"
 #include "../common/error.h"
+#include "major.h"
 #include "migration.h"
 #include "stack_options.h"
 
@@ -16,6 +17,7 @@
 /* Seconds spent per step in this run (0 when the step did not run here). */
 typedef struct hm_up_times {
 	double stop, snapshot, verify, chown, start, health, fingerprint;
+	hm_major_times major; /* the cross-major path's steps instead */
 } hm_up_times;
 
 typedef struct hm_up_opts {

@@ -127,6 +127,21 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(s, "snapshot_seconds", json_object_new_double(ast->seconds));
 	json_object_object_add(s, "downtime_seconds", json_object_new_double(downtime));
 	json_object *st = json_object_new_object();
+	if (j->cross_major) {
+		const hm_major_times *x = &t->major;
+		const struct {
+			const char *name;
+			double s;
+		} steps[] = {{"api_stop", x->api_stop}, {"fingerprint", x->fingerprint},
+			     {"dump", x->dump},		{"old_stop", x->old_stop},
+			     {"snapshot", x->snapshot}, {"restore", x->restore},
+			     {"analyze", x->analyze},	{"cutover", x->cutover},
+			     {"start", x->start},	{"health", x->health},
+			     {"verify", x->verify}};
+		for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+			json_object_object_add(st, steps[i].name, json_object_new_double(steps[i].s));
+		goto steps_done;
+	}
 	json_object_object_add(st, "stop", json_object_new_double(t->stop));
 	json_object_object_add(st, "snapshot", json_object_new_double(t->snapshot));
 	json_object_object_add(st, "verify", json_object_new_double(t->verify));
@@ -134,6 +149,7 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(st, "start", json_object_new_double(t->start));
 	json_object_object_add(st, "health", json_object_new_double(t->health));
 	json_object_object_add(st, "fingerprint", json_object_new_double(t->fingerprint));
+steps_done:
 	json_object_object_add(s, "step_seconds", st);
 	json_object_object_add(s, "container", json_object_new_string(j->unified_container));
 	json_object_object_add(s, "api_port", json_object_new_int(j->api_port));

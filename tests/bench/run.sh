@@ -7,3 +7,4 @@ export DOCKER_HOST=${DOCKER_HOST:-unix:///run/podman/podman.sock}
 tests/bench/unified.sh
 tests/bench/migrate.sh
 tests/bench/backup.sh
+tests/bench/major.sh

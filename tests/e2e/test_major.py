@@ -112,6 +112,10 @@ def test_locale_the_target_lacks(stack):
     with psycopg.connect(dsn, password=stack.password(), autocommit=True) as c:
         c.execute("CREATE TABLE words (w text PRIMARY KEY)")
         c.execute("INSERT INTO words VALUES ('apple'), ('Banana'), ('cherry'), ('\u00e9clair')")
+    with stack.connect() as c:   # database-level properties, which the mapped path must carry
+        c.execute("COMMENT ON DATABASE hj_loc IS 'mapped words'")
+        c.execute("ALTER DATABASE hj_loc SET work_mem = '7MB'")
+        c.execute("GRANT CREATE ON DATABASE hj_loc TO hj_reader")
     assert_refused(stack, "locale-missing", "en_US.UTF-8")
     res = run([HM, "check", "--stack", stack.path, "--profile", "agent", "--image", IMAGE, "--json",
                "--locale-map", "en_US.UTF-8=C.UTF-8"])
@@ -186,6 +190,10 @@ def test_up_across_majors(stack):
             "C.UTF-8", "C.UTF-8")
         assert c.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'hj_loc'").fetchone()[0] == "hj_owner"
         assert c.execute("SELECT count(*) FROM words").fetchone()[0] == 4
+        assert c.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                         "WHERE datname = 'hj_loc'").fetchone()[0] == "mapped words"
+        assert c.execute("SHOW work_mem").fetchone()[0] == "7MB"
+        assert c.execute("SELECT has_database_privilege('hj_reader', 'hj_loc', 'CREATE')").fetchone()[0]
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, user="hj_reader", password="wrong").close()
     # a second up has nothing to do

@@ -1,5 +1,7 @@
 /* libFuzzer target: the readers of the cross-major path that see bytes from outside: the
- * filter over pg_dumpall's output (role names are the user's), and the list matching of the
+ * filter over pg_dumpall's output (role names are the user's), the filter over the schema SQL
+ * of pg_restore --section=pre-data (names, comments and bodies are the user's), the list
+ * matching of the
  * preflight over an image's extension and `locale -a` listing, and the --locale-map
  * reader. The input is split at the
  * first NUL: a name, then the text. Invariants: the filter never grows its input and keeps
@@ -31,6 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t o = hm_major_filter_globals(text, tlen, name, out);
 	if (o > tlen || out[o] != '\0')
 		abort();
+	for (int create = 0; create < 2; create++) {
+		long dropped = -1;
+		o = hm_major_filter_predata(text, tlen, create, out, &dropped);
+		if (o > tlen || out[o] != '\0' || dropped < 0 || (!create && !dropped && o != tlen))
+			abort();
+	}
 	/* text as a NUL-terminated list (stops at an embedded NUL, as the C string it is) */
 	(void)hm_pf_list_has(text, name, 0);
 	(void)hm_pf_list_has(text, name, 1);

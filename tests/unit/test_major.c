@@ -102,6 +102,51 @@ static void test_filter_globals(void **state)
 	assert_string_equal(out, "");
 }
 
+static void test_filter_predata(void **state)
+{
+	(void)state;
+	const char *in = "\\restrict K\n"
+			 "CREATE DATABASE hj WITH TEMPLATE = template0 ENCODING = 'UTF8';\n"
+			 "ALTER DATABASE hj OWNER TO agent;\n"
+			 "\\connect hj\n"
+			 "CREATE DATABASE inside_a_body;\n"
+			 "ALTER TABLE ONLY s.t ALTER COLUMN a SET (pg_attver=26966912);\n"
+			 "ALTER TABLE ONLY s.t ALTER COLUMN b SET (n_distinct=5, pg_attver=1);\n"
+			 "ALTER TABLE ONLY s.t ALTER COLUMN c SET (pg_attver=1, n_distinct=-1);\n"
+			 "ALTER TABLE ONLY s.t ALTER COLUMN d SET (pg_attver=x1);\n"
+			 "ALTER TABLE ONLY s.t ALTER COLUMN e SET (n_distinct=2);\n"
+			 "SELECT 'ALTER COLUMN x SET (pg_attver=1);';\n"
+			 "ALTER TABLE ONLY s.t ALTER COLUMN f SET (pg_attver=7);";
+	char out[1024];
+	long dropped = 0;
+	size_t n = hm_major_filter_predata(in, strlen(in), 1, out, &dropped);
+	assert_int_equal(n, strlen(out));
+	assert_int_equal(dropped, 4);
+	assert_null(strstr(out, "CREATE DATABASE hj"));
+	assert_non_null(strstr(out, "CREATE DATABASE inside_a_body;\n")); /* after \\connect: kept */
+	assert_non_null(strstr(out, "ALTER DATABASE hj OWNER TO agent;\n\\connect hj\n"));
+	assert_null(strstr(out, "COLUMN a "));
+	assert_non_null(strstr(out, "ALTER COLUMN b SET (n_distinct=5);\n"));
+	assert_non_null(strstr(out, "ALTER COLUMN c SET (n_distinct=-1);\n"));
+	assert_non_null(strstr(out, "ALTER COLUMN d SET (pg_attver=x1);\n")); /* not digits: kept */
+	assert_non_null(strstr(out, "ALTER COLUMN e SET (n_distinct=2);\n"));
+	assert_non_null(strstr(out, "SELECT 'ALTER COLUMN x SET (pg_attver=1);';\n"));
+	assert_null(strstr(out, "COLUMN f "));
+	assert_true(out[n - 1] == '\n'); /* the last (unterminated) line was dropped */
+	/* without drop_create the CREATE DATABASE stays, byte for byte */
+	n = hm_major_filter_predata(in, strlen(in), 0, out, &dropped);
+	assert_non_null(strstr(out, "CREATE DATABASE hj WITH TEMPLATE = template0 ENCODING = 'UTF8';\n"));
+	assert_int_equal(dropped, 4);
+	/* nothing to change: the same bytes */
+	const char *plain = "CREATE TABLE t (a int);\nALTER TABLE ONLY t ALTER COLUMN a SET (n_distinct=1);";
+	n = hm_major_filter_predata(plain, strlen(plain), 0, out, &dropped);
+	assert_int_equal(dropped, 0);
+	assert_string_equal(out, plain);
+	n = hm_major_filter_predata("", 0, 1, out, &dropped);
+	assert_int_equal(n, 0);
+	assert_string_equal(out, "");
+}
+
 static void test_locale_map(void **state)
 {
 	(void)state;
@@ -230,15 +275,11 @@ static void test_journal_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_supported),
-		cmocka_unit_test(test_steps),
-		cmocka_unit_test(test_dir_names),
-		cmocka_unit_test(test_estimate),
-		cmocka_unit_test(test_fail_point),
-		cmocka_unit_test(test_filter_globals),
-		cmocka_unit_test(test_locale_map),
-		cmocka_unit_test(test_lists),
-		cmocka_unit_test(test_fingerprint_cross_major),
+		cmocka_unit_test(test_supported),      cmocka_unit_test(test_steps),
+		cmocka_unit_test(test_dir_names),      cmocka_unit_test(test_estimate),
+		cmocka_unit_test(test_fail_point),     cmocka_unit_test(test_filter_globals),
+		cmocka_unit_test(test_locale_map),     cmocka_unit_test(test_lists),
+		cmocka_unit_test(test_filter_predata), cmocka_unit_test(test_fingerprint_cross_major),
 		cmocka_unit_test(test_journal_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -448,3 +448,38 @@ cleanup:
 		close(tfd);
 	return rc;
 }
+
+/* One level of hm_tree_bytes; depth bounds the recursion on a hostile tree. */
+static uint64_t tree_bytes(int dirfd, const char *name, int depth)
+{
+	if (depth > 64)
+		return 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	uint64_t sum = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
+		if (S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+		else if (S_ISDIR(st.st_mode))
+			sum += tree_bytes(fd, e->d_name, depth + 1);
+	}
+	closedir(d);
+	return sum;
+}
+
+uint64_t hm_tree_bytes(int dirfd, const char *name)
+{
+	return tree_bytes(dirfd, name, 0);
+}

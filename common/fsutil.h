@@ -7,6 +7,7 @@
 #define HM_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -29,6 +30,11 @@ int hm_fsync_parent(const char *path, hm_error *err);
 
 /* mkdir -p with mode for every directory it creates (existing ones are left as they are). */
 int hm_mkdir_p(const char *path, mode_t mode, hm_error *err);
+
+/* Sum of the sizes of the regular files under dirfd/name (AT_FDCWD and a path work too),
+ * walked with directory fds and without following any symlink; unreadable subdirectories
+ * are skipped. Best effort: for progress totals and disk estimates, never for a check. */
+uint64_t hm_tree_bytes(int dirfd, const char *name);
 
 /* Read a whole (small) file into a malloc'd NUL-terminated buffer; *len gets its size.
  * Refuses files over max bytes (HM_EXIT_INPUT, "larger than"). 0 or -1. */

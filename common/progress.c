@@ -14,6 +14,13 @@ double hm_progress_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double hm_wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Human byte count with decimal units. */
 const char *hm_progress_bytes(uint64_t n, char *buf, size_t bufsz)
 {

@@ -34,4 +34,8 @@ const char *hm_progress_bytes(uint64_t n, char *buf, size_t bufsz);
 /* Monotonic clock in seconds. */
 double hm_progress_now(void);
 
+/* Seconds since the epoch (wall clock, for journal timestamps that must survive a restart;
+ * durations use hm_progress_now). */
+double hm_wall_now(void);
+
 #endif

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "../common/fsutil.h"
@@ -36,13 +35,6 @@
 
 #define NEW_UID 1000
 #define NEW_GID 1000
-
-static double wall_now(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 void hm_major_worker_name(const hm_mig *m, const char *what, char *out, size_t outsz)
 {
@@ -268,7 +260,7 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 			if (hm_mig_save(m, err) != 0 || stop_api(m, err) != 0)
 				return -1;
 			t->api_stop = hm_progress_now() - t0;
-			j->stopped_at = wall_now();
+			j->stopped_at = hm_wall_now();
 			if (mark(m, HM_MS_API_STOPPED, HM_STEP_STOPPING, err) != 0)
 				return -1;
 			hm_fault_point("major:after:api-stop");
@@ -351,7 +343,7 @@ int hm_major_forward(hm_mig *m, const char *archive_dir, const char *backup_pass
 	if (ms < HM_MS_VERIFIED) {
 		if (start_unified(m, backup_password, t, err) != 0)
 			return -1;
-		j->healthy_at = wall_now();
+		j->healthy_at = hm_wall_now();
 		if (mark(m, HM_MS_VERIFIED, HM_STEP_VERIFIED, err) != 0)
 			return -1;
 		hm_fault_point("major:after:verify");

@@ -37,37 +37,6 @@ static const char *errno_code(int e)
 	return "io-error";
 }
 
-/* Sum of the sizes of regular files under dirfd/name, without following links. Unreadable
- * subdirectories are skipped (the snapshot step reports them precisely). */
-static uint64_t tree_size(int dirfd, const char *name, int depth)
-{
-	if (depth > 64)
-		return 0;
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return 0;
-	}
-	uint64_t sum = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		struct stat st;
-		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW))
-			continue;
-		if (S_ISREG(st.st_mode))
-			sum += (uint64_t)st.st_size;
-		else if (S_ISDIR(st.st_mode))
-			sum += tree_size(fd, e->d_name, depth + 1);
-	}
-	closedir(d);
-	return sum;
-}
-
 /* Is a process whose working directory is the data directory running? PostgreSQL's
  * postmaster and backends chdir into PGDATA. postmaster.pid alone cannot tell: inside a
  * container it holds the container's pid (often 1), meaningless on the host; comparing
@@ -147,7 +116,7 @@ static void measure_disk(const char *datadir, const char *snapshot_dir, hm_prefl
 	if (statvfs(where, &vfs))
 		return;
 	f->free_bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-	f->data_bytes = tree_size(AT_FDCWD, datadir, 0);
+	f->data_bytes = hm_tree_bytes(AT_FDCWD, datadir);
 	snprintf(f->disk_path, sizeof f->disk_path, "%s", where);
 	f->have_disk = 1;
 }

@@ -2,12 +2,12 @@
  * split stack, snapshot and verify its data, change the owners, start the unified container
  * and confirm it holds the very same data (steps 3-8 of docs/migration.md). */
 #include <dirent.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
@@ -24,38 +24,6 @@
 #include "ownership.h"
 #include "rollback_settings.h"
 #include "up_int.h"
-
-/* Wall clock in seconds (for the journal's downtime figures, which survive restarts). */
-static double wall_now(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-/* Bytes of regular files below dir (for the progress display's total); best effort. */
-static uint64_t dir_bytes(const char *dir)
-{
-	uint64_t total = 0;
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		char p[PATH_MAX];
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p || lstat(p, &st) != 0)
-			continue;
-		if (S_ISREG(st.st_mode))
-			total += (uint64_t)st.st_size;
-		else if (S_ISDIR(st.st_mode))
-			total += dir_bytes(p);
-	}
-	closedir(d);
-	return total;
-}
 
 /* Connection parameters of the unified container's database. */
 static hm_pg_params unified_params(const hm_mig *m)
@@ -172,7 +140,7 @@ static int snapshot(hm_mig *m, const hm_up_opts *o, const hm_pg_control *pc, hm_
 	hm_progress pr;
 	hm_archive_opts ao = {.metadata_json = meta, .zstd_level = 1, .progress = &pr};
 	hm_mig_log(m, "snapshot of %s into %s", j->data_dir, j->archive);
-	hm_progress_init(&pr, stderr, "snapshot", dir_bytes(j->data_dir), m->quiet);
+	hm_progress_init(&pr, stderr, "snapshot", hm_tree_bytes(AT_FDCWD, j->data_dir), m->quiet);
 	int rc = hm_archive_dir_create(j->data_dir, j->archive, &ao, st, err);
 	free(meta);
 	if (rc != 0)
@@ -230,7 +198,7 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 		if (stop_split(m, &pc, err) != 0)
 			return -1;
 		t->stop = hm_progress_now() - t0;
-		j->stopped_at = wall_now();
+		j->stopped_at = hm_wall_now();
 		j->step = HM_STEP_STOPPED;
 		if (hm_mig_save(m, err) != 0)
 			return -1;
@@ -304,7 +272,7 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 		if (j->settings_dir[0] &&
 		    hm_settings_save_stage(j->pgdata, j->settings_dir, "after", err) != 0)
 			return -1;
-		j->healthy_at = wall_now();
+		j->healthy_at = hm_wall_now();
 		j->step = HM_STEP_VERIFIED;
 		if (hm_mig_save(m, err) != 0)
 			return -1;

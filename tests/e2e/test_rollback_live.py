@@ -3,7 +3,9 @@ inserted, updated and deleted on the unified container (through PostgreSQL and t
 embeddings), tables, indexes and roles created, and `rollback` carries the live directory back
 to the split stack with all of it; `rollback --to-snapshot` says what it leaves out and needs
 --yes without a terminal; a killed unified container is recovered; a rollback killed at any of
-its new steps completes when run again; owners end exactly as they were.
+its new steps completes when run again; owners end exactly as they were (an entry that was
+already owned by the unified container's 1000:1000 before `up` keeps that owner); a unified
+container whose API never starts (PostgreSQL runs) is rolled back with every row written.
 
 Own names and ports (beside the other e2e files): prefix "hr-", API 19886, PostgreSQL 19532,
 unified container hr-hive-agent-unified."""
@@ -17,7 +19,7 @@ import psycopg
 import pytest
 
 from conftest import HM, ROOT, run, wait_until
-from migrate_helpers import describe, ensure_unified_image, hm_env, journal
+from migrate_helpers import BROKEN_IMAGE, describe, ensure_broken_image, ensure_unified_image, hm_env, journal
 from splitstack import SplitStack, ensure_images, read_pg_state
 
 PREFIX = "hr-"
@@ -368,6 +370,115 @@ def test_killed_to_snapshot_after_safety_completes(migrated):
     assert summary(again)["mode"] == "snapshot"
     wait_until(s.api_healthy, 60, what="split API healthy")
     assert full_fingerprint(s) == s.pre
+
+
+def container_log(name):
+    r = docker("logs", name)
+    return r.stdout + r.stderr
+
+
+def pg_answers(s):
+    with s.connect() as conn:
+        return conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def replace_unified_with(image, data_dir):
+    """Replace the unified container `up` started by one of image, with the settings of the
+    real one as docker inspect shows them: user, HIVE_* environment, published ports (same
+    host addresses), the mount of data_dir (its only one) and the shm size."""
+    r = docker("inspect", UNIFIED, check=True)
+    info = json.loads(r.stdout)[0]
+    cfg, host = info["Config"], info["HostConfig"]
+    args = ["run", "-d", "--name", UNIFIED, "--user", cfg["User"]]
+    if host.get("ShmSize"):
+        args += ["--shm-size", str(host["ShmSize"])]
+    args += [x for e in cfg["Env"] if e.startswith("HIVE_") for x in ("-e", e)]
+    ports = [(b.get("HostIp") or "", b["HostPort"], cport)
+             for cport, binds in (host.get("PortBindings") or {}).items() for b in binds or []]
+    assert {p[1] for p in ports} == {str(API_PORT), str(PG_PORT)}, ports
+    args += [x for ip, hp, cp in ports for x in ("-p", f"{ip + ':' if ip else ''}{hp}:{cp}")]
+    mounts = [m for m in info["Mounts"] if m["Type"] == "bind"]
+    assert [os.path.realpath(m["Source"]) for m in mounts] == [os.path.realpath(data_dir)], mounts
+    args += [x for m in mounts for x in ("-v", f"{m['Source']}:{m['Destination']}")]
+    remove_unified()
+    assert container_state(UNIFIED) is None
+    docker(*args, image, check=True)
+
+
+def test_live_rollback_from_broken_api_container(migrated):
+    """After a completed up the unified container is replaced by one of the broken-API image
+    (PostgreSQL runs, the API never does) on the same directory and ports; rows written
+    through PostgreSQL there all come back on the split stack, which is healthy."""
+    s = migrated
+    ensure_broken_image()
+    mount = s.mount_dir()
+    replace_unified_with(BROKEN_IMAGE, mount)
+    r = docker("inspect", "-f", "{{.Config.Image}}", UNIFIED, check=True)
+    assert "hive-unified:broken" in r.stdout
+    wait_until(lambda: pg_answers(s), 120, what="PostgreSQL of the broken-API container")
+    with s.connect() as conn:
+        before_kb = conn.execute("SELECT count(*) FROM agno.knowledge_base").fetchone()[0]
+        conn.execute("INSERT INTO agno.knowledge_base (name, content, embedding) "
+                     "SELECT 'tb-' || g, 'written with the API down ' || g, "
+                     "(SELECT embedding FROM agno.knowledge_base WHERE embedding IS NOT NULL LIMIT 1) "
+                     "FROM generate_series(1, 200) g")
+        conn.execute("CREATE TABLE public.tb_broken (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO public.tb_broken SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
+        conn.execute("UPDATE hive.agent_metrics SET value = value + 2 WHERE ctid IN "
+                     "(SELECT ctid FROM hive.agent_metrics LIMIT 10)")
+        conn.execute("INSERT INTO agno.sessions (session_id, agent_id, user_id, memory) "
+                     "VALUES ('tb-session', 'a', 'u', '{}'::jsonb)")
+    live = full_fingerprint(s)
+    assert live != s.pre
+    assert live["public.tb_broken"][0] == 1000
+    assert live["agno.knowledge_base"][0] == before_kb + 200
+    # the API of this container exits at import and never answers: the rollback cannot lean on it
+    wait_until(lambda: "broken on purpose" in container_log(UNIFIED), 60,
+               what="the broken API's exit in the container's log")
+    assert container_state(UNIFIED) == "running" and not api_healthy()
+    res = rollback(s)
+    out = assert_live_back(s, live, res)       # completed, split healthy, every row as written
+    assert out["fingerprint_match"] is True
+    assert "every table matches the unified server's fingerprint" in res.stderr
+    assert s.mount_dir() == mount and not out["displaced_dir"]
+    with s.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM public.tb_broken").fetchone()[0] == 1000
+        assert conn.execute("SELECT count(*) FROM agno.knowledge_base WHERE name LIKE 'tb-%'").fetchone()[0] == 200
+    assert_owners_as_before(s, s.pre_owners)
+
+
+def test_entry_owned_by_unified_owner_before_up_keeps_it(stack, request):
+    """A file in the data directory that was 1000:1000 (the unified container's owner) before
+    `up`, in a stack owned by another uid, is still 1000:1000 after up and a live rollback;
+    files the unified container created get the split stack's owner. The file lies beside
+    pgdata, not in it: the split image's entrypoint gives every entry in PGDATA its own owner
+    at each start (as the official image does), whatever hive-migrate left there."""
+    s = stack
+    split_uid = os.lstat(s.data_dir()).st_uid
+    assert split_uid != 1000, "the fixture's split stack must run as another uid than 1000"
+    marker = s.mount_dir() / "hm_keep_marker"
+    rel = os.path.relpath(marker, s.mount_dir())
+    marker.write_text("owned by 1000:1000 before the migration\n")
+    os.lchown(marker, 1000, 1000)
+    try:
+        s = request.getfixturevalue("migrated")      # up, with the marker in place
+        assert s.pre_owners[rel] == (1000, 1000)
+        same = s.path / ".hive-migrate" / "owners-agent.txt.same"
+        assert oct(os.lstat(same).st_mode & 0o777) == "0o600"
+        assert any(line.split(" ", 1)[1] == rel for line in same.read_text().splitlines())
+        assert f" {rel}\n" not in (s.path / ".hive-migrate" / "owners-agent.txt").read_text()
+        assert (os.lstat(marker).st_uid, os.lstat(marker).st_gid) == (1000, 1000)
+        with s.connect() as conn:
+            conn.execute("CREATE TABLE public.tb_marker AS SELECT g AS id FROM generate_series(1, 300) g")
+        live = full_fingerprint(s)
+        res = rollback(s)
+        out = assert_live_back(s, live, res)
+        assert out["owners_new"] > 0                 # the unified container created files
+        assert (os.lstat(marker).st_uid, os.lstat(marker).st_gid) == (1000, 1000)
+        assert_owners_as_before(s, s.pre_owners)      # new files: the split stack's owner
+        assert s.pre_owners[os.path.relpath(s.data_dir(), s.mount_dir())][0] == split_uid
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 LIVE_FAULTS = ["rollback:live:after-fingerprint", "rollback:live:after-unified-down",

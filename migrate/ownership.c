@@ -145,11 +145,12 @@ static int each(const char *dir, const char *record, int (*fn)(const char *, uid
 			*next++ = '\0';
 		unsigned u, g;
 		int off = 0;
-		if (sscanf(line, "%u %u %n", &u, &g, &off) < 2 || off == 0) {
+		/* exactly one space before the name: a name may itself start with blanks */
+		if (sscanf(line, "%u %u%n", &u, &g, &off) < 2 || off == 0 || line[off] != ' ' || !line[off + 1]) {
 			rc = hm_error_set(err, HM_EXIT_CORRUPT, "ownership record \"%s\" is damaged", record);
 			break;
 		}
-		const char *rel = line + off;
+		const char *rel = line + off + 1;
 		char abs[PATH_MAX];
 		if (snprintf(abs, sizeof abs, "%s%s%s", dir, strcmp(rel, ".") ? "/" : "",
 			     strcmp(rel, ".") ? rel : "") >= (int)sizeof abs) {

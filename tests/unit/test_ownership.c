@@ -47,12 +47,20 @@ static void test_plan_apply_undo(void **state)
 	assert_int_equal(symlink(outside, link), 0);
 	snprintf(cmd, sizeof cmd, "chown -hR 999:999 %s/data && chown 5:5 %s", dir, outside);
 	assert_int_equal(system(cmd), 0);
+	/* a name starting with a blank, beside one without: each keeps its own owner */
+	char blank[512], plain[512];
+	snprintf(blank, sizeof blank, "%s/data/ x", dir);
+	snprintf(plain, sizeof plain, "%s/data/x", dir);
+	close(open(blank, O_CREAT | O_WRONLY, 0600));
+	close(open(plain, O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(chown(blank, 998, 998), 0);
+	assert_int_equal(chown(plain, 1000, 1000), 0);
 	snprintf(p, sizeof p, "%s/data/pgdata/PG_VERSION", dir);
 	assert_int_equal(chown(p, 999, 998), 0); /* a different group must come back too */
 	snprintf(rec, sizeof rec, "%s/owners.txt", dir);
 	snprintf(p, sizeof p, "%s/data", dir);
 	assert_int_equal(hm_owner_plan(p, 1000, 1000, rec, &n, &err), 0);
-	assert_int_equal(n, 4); /* data, pgdata, PG_VERSION, link */
+	assert_int_equal(n, 5); /* data, pgdata, PG_VERSION, link, " x" */
 	assert_int_equal(hm_owner_apply(p, rec, 1000, 1000, &err), 0);
 	assert_int_equal(hm_owner_apply(p, rec, 1000, 1000, &err), 0); /* again: idempotent */
 	owner_is(p, 1000, 1000);
@@ -64,6 +72,10 @@ static void test_plan_apply_undo(void **state)
 	char f[512];
 	snprintf(f, sizeof f, "%s/data/pgdata/PG_VERSION", dir);
 	owner_is(f, 999, 998);
+	owner_is(blank, 998, 998);
+	owner_is(plain, 1000, 1000); /* never listed: untouched by apply and undo */
+	assert_int_equal(unlink(blank), 0);
+	assert_int_equal(unlink(plain), 0);
 	/* a second plan after the change lists nothing left to do */
 	assert_int_equal(hm_owner_plan(p, 999, 999, rec, &n, &err), 0);
 	assert_int_equal(n, 1); /* only PG_VERSION (group 998) */

@@ -80,9 +80,8 @@ static void usage(FILE *f)
 		"Offline: an archive of a stopped cluster's data directory (pg_control must say shut "
 		"down).\n\n"
 		"  --repo DIR            backup repository (created 0700 if missing), or s3://BUCKET/PREFIX\n"
-		"                        (the bucket must exist; online backups stream, offline ones are\n"
-		"                        staged under $TMPDIR, default /var/tmp; backup.json is written "
-		"last)\n"
+		"                        (the bucket must exist; backups stream by multipart upload, no\n"
+		"                        local copy; backup.json is written last)\n"
 		"  -d, --dbname CONNINFO a libpq connection string (\"host=/run/pg port=5433\") or URI\n"
 		"                        (postgresql://user@host:port/), as pg_basebackup -d\n"
 		"  -h, --host HOST       host name, address or Unix socket directory\n"
@@ -335,8 +334,77 @@ cleanup:
 	return rc;
 }
 
-/* The offline backup of a stopped data directory (common/archive_dir). */
-static int run_offline(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_error *err)
+/* The archive of an offline backup on its way to the repository's stream: hashed and
+ * counted as plain bytes (the digest `backups verify` checks after decrypting), the lock's
+ * lease renewed while it runs. */
+typedef struct offline_sink {
+	hm_repo *repo;
+	hm_repo_stream *stream;
+	hm_sha256 *sha;
+	uint64_t size;
+} offline_sink;
+
+/* Sink of hm_archive_dir_create_sink: one block of the plain archive. */
+static int offline_write(void *ctx, const void *data, size_t len, hm_error *err)
+{
+	offline_sink *o = ctx;
+	if (hm_repo_keepalive(o->repo, err) != 0)
+		return -1;
+	hm_sha256_update(o->sha, data, len);
+	o->size += len;
+	return hm_repo_stream_write(o->stream, data, len, err);
+}
+
+/* Stream the archive of data_dir into the repository (an object store, or an encrypted
+ * local repository): no local copy of it, plain or encrypted, outside the stored object.
+ * The stored object commits only once the archive is complete (s3: the multipart upload is
+ * completed at the end and its ETag checked; local: fsync'd inside partial); m gets its
+ * plain size and digest and the stored fields. 0 or -1 (the stream aborted). */
+static int stream_offline(const backup_args *a, hm_repo *repo, const char *partial, hm_backup_meta *meta,
+			  hm_crypt_secret *secret, const hm_archive_opts *opts, hm_archive_stats *stats,
+			  hm_error *err)
+{
+	offline_sink o = {.repo = repo};
+	char disp[4800], hex[HM_SHA256_HEX_LEN + 1];
+	int rc = -1;
+	if (!(o.sha = hm_sha256_new()))
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	if (hm_repo_stream_open_in(repo, partial, meta, secret, &o.stream, err) != 0) {
+		o.stream = NULL;
+		goto cleanup;
+	}
+	if (repo->st)
+		snprintf(disp, sizeof disp, "%s/%s/%s%s", repo->path, meta->id, meta->archive,
+			 secret ? " (encrypted)" : "");
+	else
+		snprintf(disp, sizeof disp, "%s/%s (encrypted)", partial, meta->archive);
+	if (hm_archive_dir_create_sink(a->data_dir, offline_write, &o, disp, opts, stats, err) != 0)
+		goto cleanup;
+	hm_repo_stream *done = o.stream;
+	o.stream = NULL;
+	if (hm_repo_stream_commit(done, meta, err) != 0)
+		goto cleanup;
+	hm_sha256_final_hex(o.sha, hex);
+	o.sha = NULL;
+	meta->archive_size = o.size;
+	hm_backup_member *m = &meta->members[meta->nmembers];
+	snprintf(m->name, sizeof m->name, "%s", meta->archive);
+	m->size = o.size;
+	snprintf(m->sha256, sizeof m->sha256, "%s", hex);
+	meta->nmembers++;
+	rc = 0;
+cleanup:
+	hm_repo_stream_abort(o.stream);
+	if (o.sha)
+		hm_sha256_free(o.sha);
+	return rc;
+}
+
+/* The offline backup of a stopped data directory (common/archive_dir): a plain local
+ * repository gets the archive file in partial as before; an object store or an encrypted
+ * repository gets it streamed (stream_offline), never staged. */
+static int run_offline(const backup_args *a, hm_repo *repo, hm_backup_meta *meta, hm_crypt_secret *secret,
+		       hm_error *err)
 {
 	hm_pg_control pc;
 	char partial[4500], arch[4600], pidfile[4200];
@@ -373,6 +441,16 @@ static int run_offline(const backup_args *a, hm_repo *repo, hm_backup_meta *meta
 	hm_archive_opts opts = {.metadata_json = j, .zstd_level = 1, .progress = &prog};
 	hm_archive_stats stats;
 	memset(&stats, 0, sizeof stats);
+	if (repo->st || secret) {
+		int r = stream_offline(a, repo, partial, meta, secret, &opts, &stats, err);
+		free(j);
+		if (r != 0)
+			return -1;
+		hm_progress_finish(&prog);
+		meta->database_size = stats.bytes;
+		meta->end_time = time(NULL);
+		return 0;
+	}
 	int rc = hm_archive_dir_create(a->data_dir, arch, &opts, &stats, err);
 	free(j);
 	if (rc != 0)
@@ -547,7 +625,7 @@ int hm_cmd_backup(int argc, char **argv)
 	hm_meta_init(&meta);
 	meta.start_time = time(NULL);
 	hm_repo_new_id(meta.start_time, meta.id, meta.uuid);
-	rc = a.offline ? run_offline(&a, &repo, &meta, &err)
+	rc = a.offline ? run_offline(&a, &repo, &meta, secret, &err)
 		       : run_online(&a, &repo, &meta, &info, secret, &err);
 	char tp[4200];
 	snprintf(partial, sizeof partial, "%s/%s", hm_repo_tmp_path(&repo, tp, sizeof tp), meta.id);

@@ -615,6 +615,12 @@ int hm_repo_streams(const hm_repo *r)
 int hm_repo_stream_open(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret,
 			hm_repo_stream **out, hm_error *err)
 {
+	return hm_repo_stream_open_in(r, NULL, m, secret, out, err);
+}
+
+int hm_repo_stream_open_in(const hm_repo *r, const char *partial, const hm_backup_meta *m,
+			   hm_crypt_secret *secret, hm_repo_stream **out, hm_error *err)
+{
 	hm_repo_stream *s = calloc(1, sizeof *s);
 	*out = NULL;
 	if (!s || !(s->d.sha = hm_sha256_new())) {
@@ -628,7 +634,11 @@ int hm_repo_stream_open(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secr
 	s->secret = secret;
 	snprintf(s->name, sizeof s->name, "%s%s", m->archive, secret ? ENC_SUFFIX : "");
 	/* an unknown size: the driver's default part size (10000 parts of 8 MiB: 78 GiB) */
-	if (dst_open(r, NULL, m, s->name, 0, &s->d, s->disp, sizeof s->disp, err) != 0 ||
+	if (!r->st && !partial) {
+		hm_repo_stream_abort(s);
+		return hm_error_set(err, HM_EXIT_INTERNAL, "a local stream needs the partial directory");
+	}
+	if (dst_open(r, partial, m, s->name, 0, &s->d, s->disp, sizeof s->disp, err) != 0 ||
 	    (secret && hm_crypt_enc_new(secret, 0, dst_write, &s->d, &s->enc, err) != 0)) {
 		hm_repo_stream_abort(s);
 		return -1;
@@ -670,6 +680,10 @@ void hm_repo_stream_abort(hm_repo_stream *s)
 	hm_crypt_enc_free(s->enc);
 	if (s->d.w)
 		hm_storage_write_abort(s->d.w);
+	if (s->d.fd >= 0) { /* a local stream not finished: nothing of it stays */
+		close(s->d.fd);
+		unlink(s->disp);
+	}
 	if (s->d.sha)
 		hm_sha256_free(s->d.sha);
 	free(s);

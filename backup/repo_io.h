@@ -73,6 +73,11 @@ int hm_repo_streams(const hm_repo *r);
  * with bounded memory. 0 or -1. */
 int hm_repo_stream_open(const hm_repo *r, const hm_backup_meta *m, hm_crypt_secret *secret,
 			hm_repo_stream **out, hm_error *err);
+/* The same, and for a local repository too: partial/<archive>.hmenc (or <archive>), created
+ * 0600 with O_EXCL|O_NOFOLLOW and fsync'd at commit (partial: hm_repo_partial's directory;
+ * unused for s3, may be NULL there). Aborting a local stream removes its file. 0 or -1. */
+int hm_repo_stream_open_in(const hm_repo *r, const char *partial, const hm_backup_meta *m,
+			   hm_crypt_secret *secret, hm_repo_stream **out, hm_error *err);
 /* The sink (hm_tarout_sink): ctx is the stream. */
 int hm_repo_stream_write(void *ctx, const void *data, size_t len, hm_error *err);
 /* Complete the object; m gets its stored and encryption fields (as hm_repo_store_archive

@@ -43,6 +43,12 @@ typedef struct writer {
 	hm_manifest manifest;
 	hm_progress *progress;
 	hm_archive_stats *stats;
+	/* sink mode (hm_archive_dir_create_sink): where the archive's bytes go */
+	hm_archive_sink sink;
+	void *sink_ctx;
+	uint64_t sink_bytes; /* bytes the sink accepted */
+	int sink_failed;     /* the sink refused bytes: its error is sink_err */
+	hm_error sink_err;
 } writer;
 
 int hm_ad_archive_fail(hm_error *err, struct archive *a, const char *what, const char *path)
@@ -52,6 +58,17 @@ int hm_ad_archive_fail(hm_error *err, struct archive *a, const char *what, const
 		return hm_error_errno(err, e, what, path);
 	return hm_error_set(err, HM_EXIT_IO, "cannot %s \"%s\": %s", what, path,
 			    archive_error_string(a) ? archive_error_string(a) : "unknown libarchive error");
+}
+
+/* A libarchive write failed: the sink's own error when the sink refused the bytes (so an
+ * object-store failure keeps its code and message), else libarchive's. Returns -1. */
+static int wfail(writer *w, hm_error *err, const char *what, const char *path)
+{
+	if (w->sink_failed) {
+		*err = w->sink_err;
+		return -1;
+	}
+	return hm_ad_archive_fail(err, w->a, what, path);
 }
 
 /* Write a whole in-memory member (metadata, manifest). */
@@ -67,11 +84,11 @@ static int write_member(writer *w, const char *name, const char *data, size_t le
 	archive_entry_set_size(e, (la_int64_t)len);
 	archive_entry_set_mtime(e, time(NULL), 0);
 	if (archive_write_header(w->a, e) != ARCHIVE_OK) {
-		hm_ad_archive_fail(err, w->a, "write archive", w->archive_path);
+		wfail(w, err, "write archive", w->archive_path);
 		goto cleanup;
 	}
 	if (len && archive_write_data(w->a, data, len) != (la_ssize_t)len) {
-		hm_ad_archive_fail(err, w->a, "write archive", w->archive_path);
+		wfail(w, err, "write archive", w->archive_path);
 		goto cleanup;
 	}
 	rc = 0;
@@ -116,7 +133,7 @@ static int write_file_data(writer *w, int fd, const char *abspath, const struct 
 		}
 		hm_sha256_update(h, w->buf, (size_t)n);
 		if (archive_write_data(w->a, w->buf, (size_t)n) != n) {
-			hm_ad_archive_fail(err, w->a, "write archive", w->archive_path);
+			wfail(w, err, "write archive", w->archive_path);
 			goto fail;
 		}
 		total += (uint64_t)n;
@@ -273,7 +290,7 @@ static int walk(writer *w, int dirfd, const char *name, const char *abspath, con
 		archive_entry_set_size(e, st.st_size);
 	}
 	if (archive_write_header(w->a, e) != ARCHIVE_OK) {
-		hm_ad_archive_fail(err, w->a, "write archive", w->archive_path);
+		wfail(w, err, "write archive", w->archive_path);
 		goto cleanup;
 	}
 	if (me.type == HM_ENTRY_FILE) {
@@ -321,33 +338,86 @@ cleanup:
 	return rc;
 }
 
+/* Formats and filters of a new archive (pax, binary names, zstd at opts' level with its
+ * threads, 64 KiB blocks, no padding of the last one). 0 or -1. */
+static int setup_archive(writer *w, const hm_archive_opts *opts, hm_error *err)
+{
+	char threads[16], level[16];
+	snprintf(level, sizeof level, "%d", opts->zstd_level > 0 ? opts->zstd_level : 1);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	snprintf(threads, sizeof threads, "%d",
+		 opts->zstd_threads > 0 ? opts->zstd_threads : (ncpu > 0 ? (int)ncpu : 1));
+	if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+	    archive_write_set_format_option(w->a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
+	    archive_write_add_filter_zstd(w->a) != ARCHIVE_OK ||
+	    archive_write_set_filter_option(w->a, "zstd", "compression-level", level) != ARCHIVE_OK ||
+	    archive_write_set_bytes_per_block(w->a, 1 << 16) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK)
+		return hm_ad_archive_fail(err, w->a, "set up archive", w->archive_path);
+	/* "threads" exists from libarchive 3.6; older versions compress on one thread. */
+	(void)archive_write_set_filter_option(w->a, "zstd", "threads", threads);
+	return 0;
+}
+
+/* Every member of an opened archive: the metadata, the tree of srcdir, the manifest (its
+ * digest into w->stats). *manifest_json (malloc'd) is the caller's to free. 0 or -1. */
+static int write_members(writer *w, const char *srcdir, const hm_archive_opts *opts, char **manifest_json,
+			 hm_error *err)
+{
+	size_t manifest_len = 0;
+	if (write_member(w, META_MEMBER, opts->metadata_json, strlen(opts->metadata_json), err) != 0)
+		return -1;
+	if (walk(w, AT_FDCWD, srcdir, srcdir, ".", 0, err) != 0)
+		return -1;
+	if (hm_manifest_encode(&w->manifest, manifest_json, &manifest_len, err) != 0)
+		return -1;
+	if (write_member(w, MANIFEST_MEMBER, *manifest_json, manifest_len, err) != 0)
+		return -1;
+	hm_sha256 *h = hm_sha256_new();
+	if (!h)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	hm_sha256_update(h, *manifest_json, manifest_len);
+	hm_sha256_final_hex(h, w->stats->manifest_sha256);
+	return 0;
+}
+
+/* Check the arguments shared by both forms and start the writer; archive_path (NULL in
+ * sink mode) must not exist yet. 0 or -1. */
+static int begin_create(writer *w, const char *srcdir, const char *archive_path, const char *display,
+			const hm_archive_opts *opts, hm_archive_stats *stats, hm_error *err)
+{
+	struct stat st;
+	memset(stats, 0, sizeof *stats);
+	hm_manifest_init(&w->manifest);
+	w->stats = stats;
+	w->progress = opts->progress;
+	w->archive_path = display;
+	if (!opts->metadata_json)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "archive metadata missing");
+	if (archive_path && lstat(archive_path, &st) == 0)
+		return hm_error_set(err, HM_EXIT_INPUT, "archive \"%s\" already exists", archive_path);
+	if (stat(srcdir, &st) != 0)
+		return hm_error_errno(err, errno, "stat", srcdir);
+	if (!S_ISDIR(st.st_mode))
+		return hm_error_set(err, HM_EXIT_INPUT, "\"%s\" is not a directory", srcdir);
+	return 0;
+}
+
 int hm_archive_dir_create(const char *srcdir, const char *archive_path, const hm_archive_opts *opts,
 			  hm_archive_stats *stats, hm_error *err)
 {
 	hm_archive_stats local = {0};
 	writer w = {0};
-	char partial[PATH_MAX], threads[16], level[16];
+	char partial[PATH_MAX];
 	char *manifest_json = NULL;
-	size_t manifest_len = 0;
 	int fd = -1, rc = -1, created = 0;
 	double t0 = hm_progress_now();
 	struct stat st;
 
 	if (!stats)
 		stats = &local;
-	memset(stats, 0, sizeof *stats);
-	hm_manifest_init(&w.manifest);
-	w.stats = stats;
-	w.progress = opts->progress;
-	w.archive_path = archive_path;
-	if (!opts->metadata_json)
-		return hm_error_set(err, HM_EXIT_INTERNAL, "archive metadata missing");
-	if (lstat(archive_path, &st) == 0)
-		return hm_error_set(err, HM_EXIT_INPUT, "archive \"%s\" already exists", archive_path);
-	if (stat(srcdir, &st) != 0)
-		return hm_error_errno(err, errno, "stat", srcdir);
-	if (!S_ISDIR(st.st_mode))
-		return hm_error_set(err, HM_EXIT_INPUT, "\"%s\" is not a directory", srcdir);
+	if (begin_create(&w, srcdir, archive_path, archive_path, opts, stats, err) != 0)
+		return -1;
 	if (snprintf(partial, sizeof partial, "%s.partial", archive_path) >= (int)sizeof partial)
 		return hm_error_set(err, HM_EXIT_INPUT, "path too long: \"%s\"", archive_path);
 	if (hm_manifest_set_metadata(&w.manifest, opts->metadata_json, err) != 0)
@@ -363,42 +433,14 @@ int hm_archive_dir_create(const char *srcdir, const char *archive_path, const hm
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 		goto cleanup;
 	}
-	snprintf(level, sizeof level, "%d", opts->zstd_level > 0 ? opts->zstd_level : 1);
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	snprintf(threads, sizeof threads, "%d",
-		 opts->zstd_threads > 0 ? opts->zstd_threads : (ncpu > 0 ? (int)ncpu : 1));
-	if (archive_write_set_format_pax_restricted(w.a) != ARCHIVE_OK ||
-	    archive_write_set_format_option(w.a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
-	    archive_write_add_filter_zstd(w.a) != ARCHIVE_OK ||
-	    archive_write_set_filter_option(w.a, "zstd", "compression-level", level) != ARCHIVE_OK ||
-	    archive_write_set_bytes_per_block(w.a, 1 << 16) != ARCHIVE_OK ||
-	    archive_write_set_bytes_in_last_block(w.a, 1) != ARCHIVE_OK) {
-		hm_ad_archive_fail(err, w.a, "set up archive", archive_path);
+	if (setup_archive(&w, opts, err) != 0)
 		goto cleanup;
-	}
-	/* "threads" exists from libarchive 3.6; older versions compress on one thread. */
-	(void)archive_write_set_filter_option(w.a, "zstd", "threads", threads);
 	if (archive_write_open_fd(w.a, fd) != ARCHIVE_OK) {
 		hm_ad_archive_fail(err, w.a, "open archive", partial);
 		goto cleanup;
 	}
-	if (write_member(&w, META_MEMBER, opts->metadata_json, strlen(opts->metadata_json), err) != 0)
+	if (write_members(&w, srcdir, opts, &manifest_json, err) != 0)
 		goto cleanup;
-	if (walk(&w, AT_FDCWD, srcdir, srcdir, ".", 0, err) != 0)
-		goto cleanup;
-	if (hm_manifest_encode(&w.manifest, &manifest_json, &manifest_len, err) != 0)
-		goto cleanup;
-	if (write_member(&w, MANIFEST_MEMBER, manifest_json, manifest_len, err) != 0)
-		goto cleanup;
-	{
-		hm_sha256 *h = hm_sha256_new();
-		if (!h) {
-			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
-			goto cleanup;
-		}
-		hm_sha256_update(h, manifest_json, manifest_len);
-		hm_sha256_final_hex(h, stats->manifest_sha256);
-	}
 	if (archive_write_close(w.a) != ARCHIVE_OK) {
 		hm_ad_archive_fail(err, w.a, "write archive", partial);
 		goto cleanup;
@@ -436,5 +478,72 @@ cleanup:
 	hm_manifest_free(&w.manifest);
 	if (rc != 0)
 		hm_error_prefix(err, "snapshot of \"%s\" into \"%s\" failed", srcdir, archive_path);
+	return rc;
+}
+
+/* libarchive's write callback in sink mode: hand the block to the sink; a refusal keeps
+ * the sink's error for wfail and fails the write. */
+static la_ssize_t sink_write_cb(struct archive *a, void *client, const void *buf, size_t len)
+{
+	writer *w = client;
+	if (w->sink_failed)
+		return -1;
+	if (w->sink(w->sink_ctx, buf, len, &w->sink_err) != 0) {
+		w->sink_failed = 1;
+		archive_set_error(a, EIO, "%s", w->sink_err.message);
+		return -1;
+	}
+	w->sink_bytes += len;
+	return (la_ssize_t)len;
+}
+
+int hm_archive_dir_create_sink(const char *srcdir, hm_archive_sink sink, void *ctx, const char *display,
+			       const hm_archive_opts *opts, hm_archive_stats *stats, hm_error *err)
+{
+	hm_archive_stats local = {0};
+	writer w = {0};
+	char *manifest_json = NULL;
+	int rc = -1;
+	double t0 = hm_progress_now();
+
+	if (!stats)
+		stats = &local;
+	hm_manifest_init(&w.manifest);
+	w.sink = sink;
+	w.sink_ctx = ctx;
+	if (begin_create(&w, srcdir, NULL, display, opts, stats, err) != 0)
+		goto cleanup;
+	if (hm_manifest_set_metadata(&w.manifest, opts->metadata_json, err) != 0)
+		goto cleanup;
+	if (!(w.buf = malloc(IO_BUF)) || !(w.a = archive_write_new())) {
+		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		goto cleanup;
+	}
+	if (setup_archive(&w, opts, err) != 0)
+		goto cleanup;
+	if (archive_write_open2(w.a, &w, NULL, sink_write_cb, NULL, NULL) != ARCHIVE_OK) {
+		wfail(&w, err, "open archive", display);
+		goto cleanup;
+	}
+	if (write_members(&w, srcdir, opts, &manifest_json, err) != 0)
+		goto cleanup;
+	/* the last block (and zstd's end of frame) go to the sink here */
+	if (archive_write_close(w.a) != ARCHIVE_OK) {
+		wfail(&w, err, "write archive", display);
+		goto cleanup;
+	}
+	stats->archive_bytes = w.sink_bytes;
+	stats->seconds = hm_progress_now() - t0;
+	rc = 0;
+cleanup:
+	if (rc != 0)
+		w.sink_failed = 1; /* nothing more of a failed archive goes to the sink */
+	if (w.a)
+		archive_write_free(w.a);
+	free(w.buf);
+	free(manifest_json);
+	hm_manifest_free(&w.manifest);
+	if (rc != 0)
+		hm_error_prefix(err, "archive of \"%s\" into %s failed", srcdir, display);
 	return rc;
 }

@@ -54,6 +54,21 @@ typedef struct hm_archive_stats {
 int hm_archive_dir_create(const char *srcdir, const char *archive_path, const hm_archive_opts *opts,
 			  hm_archive_stats *stats, hm_error *err);
 
+/* Where a streamed archive goes (hm_archive_dir_create_sink): 0, or -1 with err set. */
+typedef int (*hm_archive_sink)(void *ctx, const void *data, size_t len, hm_error *err);
+
+/* The same archive as hm_archive_dir_create, but no file: its bytes go to sink in order as
+ * they are produced (blocks of 64 KiB, the last one shorter), for a destination that
+ * cannot seek or should not hold a local copy (an object store, an encryptor). Memory is
+ * bounded (one read buffer, libarchive's block, zstd's window and jobs, the manifest).
+ * Nothing is written before the first block and there is no rename: the caller makes the
+ * result visible only once this returned 0, and discards it otherwise (after a failure
+ * nothing more goes to the sink). A sink's error is returned as it is (code and message,
+ * prefixed); display names the destination in messages. stats->archive_bytes is what
+ * the sink accepted. stats may be NULL. 0 or -1 with err set. */
+int hm_archive_dir_create_sink(const char *srcdir, hm_archive_sink sink, void *ctx, const char *display,
+			       const hm_archive_opts *opts, hm_archive_stats *stats, hm_error *err);
+
 /* Read the whole archive: decompress every member, recompute every digest, apply the
  * archive rule (tree_rule.h: no hard links, devices, set-id bits, paths outside, members
  * below symlinks...) and compare entry by entry with the manifest (missing, extra, size,

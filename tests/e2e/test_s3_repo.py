@@ -1,14 +1,16 @@
 """End-to-end: `--repo s3://BUCKET/PREFIX` for backup (online and offline), backups
 list/show/verify/restore/prune and status, against the test bed's real radosgw
 (tests/objstore/ceph-setup.sh, port 29080) and the host's PostgreSQL 15 (tests/e2e/ho_pg.py,
-ports 29532-29539). Each test gets a fresh bucket (s3_helpers.bucket); credentials come from
+ports 29532, 29533 and 29536). Each test gets a fresh bucket (s3_helpers.bucket); credentials come from
 the test user's 0600 file (--s3-credentials-file) and must never appear in any output.
 """
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,7 +19,7 @@ from conftest import HM, hm, run, wait_until
 from s3_helpers import bucket, clean_env, objstore  # noqa: F401 (fixtures)
 from test_backup import tree
 
-PORT, RESTORED_PORT = 29532, 29533
+PORT, RESTORED_PORT, BIG_PORT = 29532, 29533, 29534 + 2
 EXIT_INPUT, EXIT_PERMISSION, EXIT_STORAGE, EXIT_LOCKED, EXIT_VERIFY_FAILED = 20, 22, 25, 33, 40
 
 pytestmark = pytest.mark.skipif(not ho_pg.available(), reason="needs root and postgresql-15")
@@ -361,3 +363,85 @@ def test_lock_across_hosts_and_status(objstore, bucket, pg, tmp_path):
         kill9(holder)
     r = repo("status", "--max-age", "0s", "--json")
     assert r.returncode == 42 and json.loads(r.stdout)["stale"] is True
+
+
+# Spawns argv from a small process and reports its exit code and peak RSS: a child's
+# ru_maxrss also counts the RSS of the process it was forked from (pytest, here).
+MEASURE = ("import os, sys\n"
+           "pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)\n"
+           "_, status, usage = os.wait4(pid, 0)\n"
+           "open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}')\n")
+
+
+def run_measured(argv, env, report, timeout=600):
+    """Run argv; its returncode, stdout, stderr and peak RSS in bytes (rss)."""
+    if report.exists():
+        report.unlink()
+    r = run([sys.executable, "-c", MEASURE, report, *argv], env=env, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    rc, rss = report.read_text().split()
+    return SimpleNamespace(returncode=int(rc), stdout=r.stdout, stderr=r.stderr, rss=int(rss) * 1024)
+
+
+def test_offline_backup_streams_with_no_local_staging(objstore, bucket, tmp_path):
+    """An offline backup of a ~170 MB data directory with TMPDIR (the only local work area of
+    an s3 repository) on a 16 MB tmpfs: killed by kill -9 in the middle of its upload, it lists
+    nothing and leaves no file there; then it succeeds, its peak memory far below the
+    archive's size, and it restores byte for byte and starts."""
+    name, tool = bucket
+    repo = Repo(objstore, name, "big", tmp_path)
+    small = tmp_path / "small-tmpdir"
+    small.mkdir()
+    src = ho_pg.Cluster.create(BIG_PORT)
+    restored = ho_pg.Cluster.blank(RESTORED_PORT)
+    mounted = False
+    try:
+        src.start()
+        src.seed(random_mb=64)
+        want = src.digest()
+        src.stop()
+        size = sum(p.lstat().st_size for p in src.data.rglob("*") if p.is_file() and not p.is_symlink())
+        assert 100 << 20 <= size <= 250 << 20, f"the data directory holds {size} bytes"
+        r = run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", small])
+        assert r.returncode == 0, r.stderr
+        mounted = True
+        env = dict(repo.env(), TMPDIR=str(small))
+        argv = repo.argv("backup", "--offline", "--data-dir", src.data, "--json")
+
+        r = repo("backup", "--offline", "--data-dir", src.data,
+                 env=dict(env, HIVE_BACKUP_FAULT="mid-upload"))
+        assert r.returncode == -9, r.stderr
+        assert repo.listing() == []
+        assert tool.partials("big"), "the killed multipart upload should still be open"
+        staged = [p for p in small.rglob("*") if not p.is_dir()]
+        assert staged == [], f"an offline backup to s3 streams: no local copy ({staged})"
+
+        done = after_lease(lambda: run_measured(argv, env, tmp_path / "rusage"))
+        err, rss = done.stderr, done.rss
+        assert done.returncode == 0, err
+        assert objstore.secret_key not in done.stdout + err
+        assert "aborted an unfinished upload" in err
+        b = json.loads(done.stdout)
+        assert b["kind"] == "offline" and b["stored"]["name"] == "data.tar.zst"
+        assert b["stored"]["size"] > 64 << 20, "the archive is larger than the tmpfs could hold"
+        # memory: (2 parts in flight + 1 filling) x 8 MiB, zstd's workers (one per CPU), the
+        # libraries; never the archive (67 MiB measured on 2 CPUs for this 136 MiB archive)
+        limit = min(b["stored"]["size"], (64 + 16 * (os.cpu_count() or 1)) << 20)
+        assert rss < limit, f"peak RSS {rss >> 20} MiB for a {b['stored']['size'] >> 20} MiB archive"
+        assert list(small.iterdir()) == [], "the stage was not removed"
+        assert tool.partials("big") == []
+        assert [x["id"] for x in repo.listing()] == [b["id"]]
+        assert f"{b['id']}/backup.json" in objects(tool, "big")
+
+        repo.ok("backups", "verify", b["id"])
+        assert repo.listing()[0]["verified"] is True
+        # restore spools the object locally (its own, documented need): the default stage
+        repo.ok("backups", "restore", b["id"], "--to", restored.data)
+        assert tree(restored.data) == tree(src.data)
+        restored.start()
+        assert restored.digest() == want
+    finally:
+        if mounted:
+            run(["umount", small])
+        restored.remove()
+        src.remove()

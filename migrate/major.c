@@ -234,6 +234,12 @@ size_t hm_major_filter_predata(const char *in, size_t len, int drop_create, char
 	return o;
 }
 
+int hm_major_index_memory_mb(uint64_t mem_available_bytes)
+{
+	uint64_t mb = mem_available_bytes / 4 / 1048576;
+	return mb < 256 ? 256 : mb > 2048 ? 2048 : (int)mb;
+}
+
 int hm_major_locale_map_add(char *map, size_t sz, const char *arg, hm_error *err)
 {
 	const char *eq = strchr(arg, '=');

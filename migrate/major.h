@@ -11,6 +11,7 @@
 #define HM_MAJOR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../common/error.h"
 
@@ -71,6 +72,14 @@ size_t hm_major_filter_globals(const char *in, size_t len, const char *superuser
  * byte for byte. out: len + 1 bytes, NUL-terminated; *dropped gets the number of options
  * left out. Returns the length. Pure. */
 size_t hm_major_filter_predata(const char *in, size_t len, int drop_create, char *out, long *dropped);
+
+/* maintenance_work_mem (MB) of the restore worker's server, from the host's available memory:
+ * a quarter of it, between 256 MB and 2 GB. An HNSW index build whose graph does not fit in
+ * maintenance_work_mem goes on much more slowly (pgvector's NOTICE "hnsw graph no longer fits
+ * into maintenance_work_mem"): with 256 MB that happens on 1 GB of hive data. The worker's
+ * --shm-size is this plus 512 MB, since a parallel build keeps the graph in shared memory.
+ * Pure. */
+int hm_major_index_memory_mb(uint64_t mem_available_bytes);
 
 /* --locale-map OLD=NEW (repeatable): the map is text, one "OLD=NEW\n" line per mapping.
  * add: validate arg (both sides non-empty, printable, no '=' in OLD, no newline) and append

@@ -255,6 +255,21 @@ cleanup:
 	return rc;
 }
 
+/* MemAvailable of /proc/meminfo in bytes, 0 when it cannot be read. */
+static uint64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	unsigned long long kb = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
 /* initdb the new cluster in the restore worker NAME and start its server on the private
  * socket; 0 once it accepts connections. */
 static int start_worker(hm_mig *m, const char *name, const char *su, hm_error *err)
@@ -262,7 +277,12 @@ static int start_worker(hm_mig *m, const char *name, const char *su, hm_error *e
 	char vol1[PATH_MAX + 40], vol2[PATH_MAX + 16];
 	snprintf(vol1, sizeof vol1, "%s:/var/lib/postgresql/data", m->j.new_data_dir);
 	snprintf(vol2, sizeof vol2, "%s:/dump:ro", m->j.dump_dir);
-	hm_mig_log(m, "initialising the new cluster in %s (initdb from %s)", m->j.new_data_dir, m->j.image);
+	char mwm[32], shm[32];
+	int mb = hm_major_index_memory_mb(mem_available());
+	snprintf(mwm, sizeof mwm, "%d", mb);
+	snprintf(shm, sizeof shm, "%dm", mb + 512);
+	hm_mig_log(m, "initialising the new cluster in %s (initdb from %s; maintenance_work_mem %d MB)",
+		   m->j.new_data_dir, m->j.image, mb);
 	/* initdb as the unified container initialises a cluster (UTF8, C.UTF-8, checksums, SCRAM
 	 * for TCP), with the old cluster's bootstrap superuser so its role keeps oid 10; then the
 	 * server on a private socket only (the worker has no network). */
@@ -271,7 +291,7 @@ static int start_worker(hm_mig *m, const char *name, const char *su, hm_error *e
 		" -U \"$1\" --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 "
 		"--locale=C.UTF-8 --data-checksums >/dev/null; exec postgres -D " NEW_PGDATA
 		" -c listen_addresses= -c unix_socket_directories=" SOCK
-		" -c max_wal_size=4GB -c maintenance_work_mem=256MB -c checkpoint_timeout=30min";
+		" -c max_wal_size=4GB -c maintenance_work_mem=\"$2\"MB -c checkpoint_timeout=30min";
 	char *run[] = {"docker",
 		       "run",
 		       "-d",
@@ -282,7 +302,7 @@ static int start_worker(hm_mig *m, const char *name, const char *su, hm_error *e
 		       "--user",
 		       HM_MAJOR_WORKER_UID,
 		       "--shm-size",
-		       "1g",
+		       shm,
 		       "-v",
 		       vol1,
 		       "-v",
@@ -294,6 +314,7 @@ static int start_worker(hm_mig *m, const char *name, const char *su, hm_error *e
 		       (char *)script,
 		       "hm-init",
 		       (char *)su,
+		       mwm,
 		       NULL};
 	if (hm_proc_check(run, "starting the restore worker (docker run)", NULL, err) != 0)
 		return -1;

@@ -146,7 +146,8 @@ static int each(const char *dir, const char *record, int (*fn)(const char *, uid
 		unsigned u, g;
 		int off = 0;
 		/* exactly one space before the name: a name may itself start with blanks */
-		if (sscanf(line, "%u %u%n", &u, &g, &off) < 2 || off == 0 || line[off] != ' ' || !line[off + 1]) {
+		if (sscanf(line, "%u %u%n", &u, &g, &off) < 2 || off == 0 || line[off] != ' ' ||
+		    !line[off + 1]) {
 			rc = hm_error_set(err, HM_EXIT_CORRUPT, "ownership record \"%s\" is damaged", record);
 			break;
 		}

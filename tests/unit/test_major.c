@@ -102,6 +102,15 @@ static void test_filter_globals(void **state)
 	assert_string_equal(out, "");
 }
 
+static void test_index_memory(void **state)
+{
+	(void)state;
+	assert_int_equal(hm_major_index_memory_mb(0), 256); /* unknown: the floor */
+	assert_int_equal(hm_major_index_memory_mb(512ull << 20), 256);
+	assert_int_equal(hm_major_index_memory_mb(4ull << 30), 1024);
+	assert_int_equal(hm_major_index_memory_mb(64ull << 30), 2048); /* the cap */
+}
+
 static void test_filter_predata(void **state)
 {
 	(void)state;
@@ -275,11 +284,17 @@ static void test_journal_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_supported),      cmocka_unit_test(test_steps),
-		cmocka_unit_test(test_dir_names),      cmocka_unit_test(test_estimate),
-		cmocka_unit_test(test_fail_point),     cmocka_unit_test(test_filter_globals),
-		cmocka_unit_test(test_locale_map),     cmocka_unit_test(test_lists),
-		cmocka_unit_test(test_filter_predata), cmocka_unit_test(test_fingerprint_cross_major),
+		cmocka_unit_test(test_supported),
+		cmocka_unit_test(test_steps),
+		cmocka_unit_test(test_dir_names),
+		cmocka_unit_test(test_estimate),
+		cmocka_unit_test(test_fail_point),
+		cmocka_unit_test(test_filter_globals),
+		cmocka_unit_test(test_locale_map),
+		cmocka_unit_test(test_lists),
+		cmocka_unit_test(test_filter_predata),
+		cmocka_unit_test(test_index_memory),
+		cmocka_unit_test(test_fingerprint_cross_major),
 		cmocka_unit_test(test_journal_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

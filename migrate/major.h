@@ -78,7 +78,7 @@ size_t hm_major_filter_predata(const char *in, size_t len, int drop_create, char
  * maintenance_work_mem goes on much more slowly (pgvector's NOTICE "hnsw graph no longer fits
  * into maintenance_work_mem"): with 256 MB that happens on 1 GB of hive data. The worker's
  * --shm-size is this plus 512 MB, since a parallel build keeps the graph in shared memory.
- * Pure. */
+ * HIVE_MIGRATE_INDEX_MEMORY_MB (64..65536) overrides it, for benchmarks. Pure. */
 int hm_major_index_memory_mb(uint64_t mem_available_bytes);
 
 /* --locale-map OLD=NEW (repeatable): the map is text, one "OLD=NEW\n" line per mapping.

@@ -4,23 +4,26 @@
 # the generated data set (default 1GB), then in one run:
 #   1. the anchor, by hand with the target image's own tools against the running old server:
 #      pg_dump -Fd -j2, then into a new cluster pg_restore -j2 (timed as schema + rows, then
-#      indexes and constraints), and a REINDEX of the HNSW index alone;
+#      indexes and constraints), and a REINDEX of the HNSW index alone; its server gets the
+#      same maintenance_work_mem as up's restore worker (a quarter of MemAvailable, 256 MB to
+#      2 GB; --mwm MB overrides both, e.g. --mwm 256 to see the HNSW build overflow);
 #   2. `hive-migrate up` across majors onto the unified 17, its downtime split by step
 #      (the JSON's step_seconds) and hive-migrate's own peak memory (GNU time; the dump and
 #      restore tools run in containers and are reported by the anchor's numbers).
 # Prints a markdown block for docs/benchmarks.md ("Up across majors").
-# Usage: tests/bench/major.sh [--size 1GB] [--jobs 2] [--keep]
+# Usage: tests/bench/major.sh [--size 1GB] [--jobs 2] [--mwm MB] [--keep]
 # Names hj-bench-*, ports 25896 (API) / 25542 (PostgreSQL); needs root and the engine.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export DOCKER_HOST=${DOCKER_HOST:-unix:///run/podman/podman.sock}
-SIZE=1GB KEEP=0 JOBS=2
+SIZE=1GB KEEP=0 JOBS=2 MWM=
 while [ $# -gt 0 ]; do
   case $1 in
     --size) SIZE=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
+    --mwm) MWM=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "major.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -61,6 +64,9 @@ import psycopg; c = psycopg.connect('$DSN')
 r = c.execute(\"SELECT schemaname || '.' || indexname FROM pg_indexes WHERE indexdef ILIKE '%USING hnsw%' LIMIT 1\").fetchone()
 print(r[0] if r else '')")
 
+# maintenance_work_mem as hm_major_index_memory_mb computes it (migrate/major.c)
+[ -n "$MWM" ] || MWM=$(awk '/^MemAvailable:/ { mb = int($2 / 1024 / 4); if (mb < 256) mb = 256; if (mb > 2048) mb = 2048; print mb }' /proc/meminfo)
+
 # 1. the anchor: the same tools and server settings as up's workers, by hand
 log "anchor: pg_dump -Fd -j$JOBS, pg_restore -j$JOBS (image $IMAGE)"
 mkdir -p "$WORK/anchor"
@@ -73,7 +79,7 @@ pg_dump -h 127.0.0.1 -p "$1" -U agent -Fd -j "$2" -f /w/dump hive_agent
 t1=$(now)
 initdb -D /w/new -U agent --encoding=UTF8 --locale=C.UTF-8 --data-checksums >/dev/null
 mkdir -p /tmp/s
-pg_ctl -D /w/new -l /w/log -w -o "-c listen_addresses= -c unix_socket_directories=/tmp/s -c max_wal_size=4GB -c maintenance_work_mem=256MB -c checkpoint_timeout=30min" start >/dev/null
+pg_ctl -D /w/new -l /w/log -w -o "-c listen_addresses= -c unix_socket_directories=/tmp/s -c max_wal_size=4GB -c maintenance_work_mem=${4}MB -c checkpoint_timeout=30min" start >/dev/null
 t2=$(now)
 pg_restore -h /tmp/s -U agent -C -d postgres -j "$2" --exit-on-error --section=pre-data --section=data /w/dump
 t3=$(now)
@@ -86,8 +92,8 @@ t6=$(now)
 pg_ctl -D /w/new -m fast -w stop >/dev/null
 echo "$t0 $t1 $t2 $t3 $t4 $t5 $t6"
 SH
-PGPASSWORD=$PW docker run --rm --name "$ANCHOR" --network host --user 1000:1000 --shm-size 1g -e PGPASSWORD \
-  -v "$WORK/anchor:/w" -v "$WORK/anchor.sh:/anchor.sh:ro" --entrypoint bash "$IMAGE" /anchor.sh "$PG_PORT" "$JOBS" "$HNSW" \
+PGPASSWORD=$PW docker run --rm --name "$ANCHOR" --network host --user 1000:1000 --shm-size "$((MWM + 512))m" -e PGPASSWORD \
+  -v "$WORK/anchor:/w" -v "$WORK/anchor.sh:/anchor.sh:ro" --entrypoint bash "$IMAGE" /anchor.sh "$PG_PORT" "$JOBS" "$HNSW" "$MWM" \
   > "$WORK/anchor.times"
 read -r a0 a1 a2 a3 a4 a5 a6 < "$WORK/anchor.times"
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
@@ -98,7 +104,7 @@ rm -rf "$WORK/anchor"
 
 # 2. the real migration across majors of the same running stack
 log "hive-migrate up across majors (15 -> 17)"
-/usr/bin/time -v -o "$WORK/up.time" "$ROOT/hive-migrate" up --stack "$STACK" --profile agent --yes --json --quiet \
+HIVE_MIGRATE_INDEX_MEMORY_MB=$MWM /usr/bin/time -v -o "$WORK/up.time" "$ROOT/hive-migrate" up --stack "$STACK" --profile agent --yes --json --quiet \
   --name-prefix "$PREFIX" --image "$IMAGE" --jobs "$JOBS" --health-timeout 300 > "$WORK/up.json"
 R_UP=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$WORK/up.time")
 read -r DOWNTIME STEPS S_DUMP S_SNAP S_REST S_AN < <(/usr/bin/python3 -c "
@@ -110,7 +116,7 @@ print('%.1f' % p['downtime_seconds'], ', '.join(f'{k} {v:.1f}' for k, v in s.ite
 RATIO=$(awk -v d="$DOWNTIME" -v a="$A_SUM" 'BEGIN { printf "%.2f", (a > 0 ? d / a : 0) }')
 
 cat <<MD
-| measurement ($SIZE data set, database $(numfmt --to=iec "$DBBYTES"), dump $(numfmt --to=iec "$DUMPBYTES"), -j$JOBS) | seconds |
+| measurement ($SIZE data set, database $(numfmt --to=iec "$DBBYTES"), dump $(numfmt --to=iec "$DUMPBYTES"), -j$JOBS, maintenance_work_mem ${MWM} MB) | seconds |
 |---|---|
 | anchor: \`pg_dump -Fd -j$JOBS\` against the old server | $A_DUMP |
 | anchor: \`pg_restore -j$JOBS\` schema + rows | $A_ROWS |

@@ -221,12 +221,14 @@ size_t hm_major_filter_predata(const char *in, size_t len, int drop_create, char
 		} else {
 			w = strip_attver(line, l, out + o, dropped);
 		}
+		/* w == 0: the line goes, newline included; an empty line is kept as it is */
+		int keep = w != 0;
 		if (w == (size_t)-1) {
 			memcpy(out + o, line, l);
 			w = l;
 		}
 		o += w;
-		if (w && nl)
+		if (keep && nl)
 			out[o++] = '\n';
 		line += l + (nl ? 1 : 0);
 	}

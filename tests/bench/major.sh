@@ -57,6 +57,11 @@ done
 log "filling $SIZE (fixtures/generate-data.py)"
 PGPASSWORD=$PW /usr/bin/python3 "$ROOT/fixtures/generate-data.py" --quiet --json --dsn "$DSN" \
   --size "$SIZE" > "$WORK/fill.json"
+# settle the old server first: autovacuum of the freshly loaded tables (an HNSW index's vacuum
+# is CPU-heavy) would otherwise run during whichever measurement comes first
+log "VACUUM (ANALYZE) on the old server"
+PGPASSWORD=$PW /usr/bin/python3 -c "
+import psycopg; c = psycopg.connect('$DSN', autocommit=True); c.execute('VACUUM (ANALYZE)')"
 DBBYTES=$(PGPASSWORD=$PW /usr/bin/python3 -c "
 import psycopg; c = psycopg.connect('$DSN'); print(c.execute('SELECT pg_database_size(current_database())').fetchone()[0])")
 HNSW=$(PGPASSWORD=$PW /usr/bin/python3 -c "

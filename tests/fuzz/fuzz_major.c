@@ -4,8 +4,9 @@
  * matching of the
  * preflight over an image's extension and `locale -a` listing, and the --locale-map
  * reader. The input is split at the
- * first NUL: a name, then the text. Invariants: the filter never grows its input and keeps
- * every line but the superuser's CREATE ROLE; nothing reads out of bounds. */
+ * first NUL: a name, then the text. Invariants: the filters never grow their input; the
+ * globals filter keeps every line but the superuser's CREATE ROLE, the pre-data filter with
+ * nothing to drop gives its input back byte for byte; nothing reads out of bounds. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -50,13 +50,21 @@ install: hive-migrate
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; HM_SRCDIR=$(CURDIR) $$t; done
 
-# A short libFuzzer run of every fuzz target (long runs: make fuzz FUZZ_SECONDS=600).
-FUZZ_SECONDS ?= 20
-fuzz:
-	@set -e; mkdir -p $(BUILD)/fuzz; for f in $(FUZZ_SRC); do \
-	  n=$$(basename $$f .c); \
-	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    $(CPPFLAGS) -o $(BUILD)/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS); \
+# A short libFuzzer run of every fuzz target (long runs: make fuzz FUZZ_SECONDS=600). The
+# library is compiled once for all targets (fuzzer-no-link), each target only links.
+FUZZ_SECONDS ?= 10
+FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ = $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/obj/%.o: %.c $(wildcard common/*.h migrate/*.h backup/*.h backup/storage/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -c -o $@ $<
+$(BUILD)/fuzz/libhive-fuzz.a: $(FUZZ_OBJ)
+	$(AR) rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libhive-fuzz.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(CPPFLAGS) -o $@ $< $(BUILD)/fuzz/libhive-fuzz.a $(LDLIBS)
+fuzz: $(FUZZ_BIN)
+	@set -e; for n in $(notdir $(FUZZ_BIN)); do \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
 	  if ! $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

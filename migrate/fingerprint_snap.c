@@ -5,6 +5,7 @@
  * the order of fingerprint.c once every worker is done. */
 #include "fingerprint_snap.h"
 
+#include "../common/progress.h"
 #include "fingerprint_int.h"
 
 #include <pthread.h>
@@ -38,6 +39,7 @@ struct hm_fpsnap {
 	int next, failed, started;
 	hm_error err;
 	pthread_t th[FPS_WORKERS];
+	double t_start, t_end; /* workers started, last one done (hm_progress_now) */
 	char snapshot[256];
 };
 
@@ -287,12 +289,16 @@ static void *worker(void *argp)
 		pthread_mutex_unlock(&s->mu);
 		break;
 	}
+	pthread_mutex_lock(&s->mu);
+	s->t_end = hm_progress_now();
+	pthread_mutex_unlock(&s->mu);
 	free(a);
 	return NULL;
 }
 
 int hm_fpsnap_start(hm_fpsnap *s, hm_error *err)
 {
+	s->t_start = hm_progress_now();
 	for (int w = 0; w < FPS_WORKERS; w++) {
 		fps_arg *a = malloc(sizeof *a);
 		if (!a)
@@ -344,6 +350,11 @@ int hm_fpsnap_finish(hm_fpsnap *s, json_object **out, hm_error *err)
 	json_object_object_add(root, "total_rows", json_object_new_int64(total));
 	*out = root;
 	return 0;
+}
+
+double hm_fpsnap_seconds(const hm_fpsnap *s)
+{
+	return s->t_end > s->t_start ? s->t_end - s->t_start : 0;
 }
 
 void hm_fpsnap_free(hm_fpsnap *s)

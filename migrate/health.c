@@ -212,7 +212,9 @@ int hm_pg_wait_accepting(const char *what, const hm_pg_params *p, int timeout_s,
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL); /* poll interval */
 	}
-	hm_error_set(err, HM_EXIT_HEALTH_TIMEOUT, "%s did not accept connections within %d s (last: %s)",
+	hm_error_set(err, HM_EXIT_HEALTH_TIMEOUT,
+		     "%s did not become healthy within %d s (its database accepted no connection; "
+		     "last: %s)",
 		     what, timeout_s, last.message);
 	return hm_error_hint(err, "see its logs: docker logs CONTAINER");
 }

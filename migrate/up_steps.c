@@ -171,7 +171,7 @@ static int open_start_snapshot(hm_mig *m, const hm_pg_params *p, const hm_pg_con
 			      "fingerprint waits for health and runs after it");
 		return 1;
 	}
-	if (hm_pg_wait_accepting("the unified database", p, m->health_timeout, err) != 0)
+	if (hm_pg_wait_accepting("the unified container", p, m->health_timeout, err) != 0)
 		return -1;
 	t->pg_ready = hm_progress_now() - t0;
 	/* test hooks: a test writes to the new server here (must be detected) or after the
@@ -207,7 +207,7 @@ static int open_start_snapshot(hm_mig *m, const hm_pg_params *p, const hm_pg_con
  * snapshot provably predates the new server's writes, else after the health wait. */
 static int confirm_unified(hm_mig *m, const hm_pg_control *shut, hm_up_times *t, hm_error *err)
 {
-	double t0 = hm_progress_now(), tf = 0;
+	double t0 = hm_progress_now(), tf;
 	hm_pg_params p = unified_params(m);
 	json_object *before = NULL, *after = NULL;
 	hm_fpsnap *fs = NULL;
@@ -218,22 +218,24 @@ static int confirm_unified(hm_mig *m, const hm_pg_control *shut, hm_up_times *t,
 	int snap = open_start_snapshot(m, &p, shut, &fs, t, t0, err);
 	if (snap < 0)
 		goto cleanup;
-	tf = hm_progress_now();
 	hm_mig_log(m, "waiting for the unified container to be healthy (up to %d s)", m->health_timeout);
-	if (hm_wait_healthy("the unified container", m->j.api_port, &p, m->health_timeout, err) != 0)
+	/* one deadline for the whole wait: the time until PostgreSQL answered counts */
+	int left = m->health_timeout - (int)(hm_progress_now() - t0);
+	if (hm_wait_healthy("the unified container", m->j.api_port, &p, left > 1 ? left : 1, err) != 0)
 		goto cleanup;
 	t->health = hm_progress_now() - t0;
 	if (fs) {
 		t->fp_concurrent = 1;
 		if (hm_fpsnap_finish(fs, &after, err) != 0)
 			goto cleanup;
+		t->fingerprint = hm_fpsnap_seconds(fs);
 	} else {
 		tf = hm_progress_now();
-		hm_mig_log(m, "comparing the data with the fingerprint taken before the move");
 		if (hm_fingerprint_take(&p, &after, err) != 0)
 			goto cleanup;
+		t->fingerprint = hm_progress_now() - tf;
 	}
-	t->fingerprint = hm_progress_now() - tf;
+	hm_mig_log(m, "comparing the data with the fingerprint taken before the move");
 	if (hm_fingerprint_compare(before, after, err) == 0)
 		rc = 0;
 cleanup:

@@ -17,9 +17,11 @@
 /* The extensions of a database. */
 #define HM_FP_EXTENSIONS_SQL "SELECT extname, extversion FROM pg_extension ORDER BY 1"
 
-/* The ordinary tables of a database (schema, name, total size for scheduling). */
+/* The ordinary tables of a database (schema, name; total size and heap blocks, for
+ * scheduling and for splitting a large table into block ranges). */
 #define HM_FP_TABLES_SQL                                                                                     \
-	"SELECT n.nspname, c.relname, pg_total_relation_size(c.oid) FROM pg_class c "                        \
+	"SELECT n.nspname, c.relname, pg_total_relation_size(c.oid), "                                       \
+	"pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "                      \
 	"JOIN pg_namespace n ON n.oid = c.relnamespace "                                                     \
 	"WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "                   \
 	"AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2"

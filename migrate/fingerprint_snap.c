@@ -14,6 +14,11 @@
 #include <string.h>
 
 #define FPS_WORKERS 2
+/* A table of more than 2 x this many heap blocks is read in ranges of this many blocks
+ * (TID range scans, PostgreSQL 14+), so that one large table does not keep one worker busy
+ * while the other is idle; the partial counts and sums add up to the table's. Test hook:
+ * HIVE_MIGRATE_FP_CHUNK_BLOCKS overrides it (the end-to-end tests split tiny tables). */
+#define FPS_CHUNK_BLOCKS 4096
 
 typedef struct fps_db {
 	char *name;
@@ -23,18 +28,29 @@ typedef struct fps_db {
 
 typedef struct fps_item {
 	int db;
-	char *key; /* schema.table */
+	char *key;   /* schema.table */
+	char *qname; /* the same, quoted for SQL */
 	char *sql;
-	long long size, rows;
-	char *digest;
+	long long size, blocks, rows;
+	__int128 sum;
 } fps_item;
+
+/* One query of a worker: a whole table, or one block range of it. */
+typedef struct fps_chunk {
+	int item;
+	char *sql;
+	long long cost, rows;
+	__int128 sum;
+} fps_chunk;
 
 struct hm_fpsnap {
 	fps_db *dbs;
 	int ndbs;
 	fps_item *items;
-	int *order; /* item indexes, largest table first */
 	int nitems;
+	fps_chunk *chunks;
+	int *order; /* chunk indexes, largest first */
+	int nchunks;
 	pthread_mutex_t mu;
 	int next, failed, started;
 	hm_error err;
@@ -151,7 +167,9 @@ static int list_db(hm_fpsnap *s, int d, hm_error *err)
 		memset(it, 0, sizeof *it);
 		it->db = d;
 		it->size = atoll(PQgetvalue(r, i, 2));
+		it->blocks = atoll(PQgetvalue(r, i, 3));
 		int bad = !qns || !qrel || asprintf(&it->key, "%s.%s", ns, rel) < 0 ||
+			  asprintf(&it->qname, "%s.%s", qns, qrel) < 0 ||
 			  asprintf(&it->sql, HM_FP_TABLE_FMT, qns, qrel) < 0;
 		PQfreemem(qns);
 		PQfreemem(qrel);
@@ -165,6 +183,49 @@ oom:
 	hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 done:
 	PQclear(r);
+	return rc;
+}
+
+/* Lock every table of database d (items from `first` on) in ACCESS SHARE mode on each of
+ * its connections, NOWAIT, right after the snapshot: from then on no worker ever waits for
+ * a lock (no deadlock with the application's DDL at its start: it waits for us instead),
+ * and no TRUNCATE or table rewrite, which are not MVCC-safe, can empty a table under the
+ * snapshot. A table locked by the new server already: 1 (why; the caller falls back). */
+static int lock_db(hm_fpsnap *s, int d, int first, char *why, size_t whysz, hm_error *err)
+{
+	size_t len = 64;
+	for (int i = first; i < s->nitems; i++)
+		len += strlen(s->items[i].qname) + 2;
+	if (first == s->nitems)
+		return 0;
+	char *sql = malloc(len);
+	if (!sql)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	size_t o = (size_t)snprintf(sql, len, "LOCK TABLE ");
+	for (int i = first; i < s->nitems; i++)
+		o += (size_t)snprintf(sql + o, len - o, "%s%s", i > first ? ", " : "", s->items[i].qname);
+	snprintf(sql + o, len - o, " IN ACCESS SHARE MODE NOWAIT");
+	int rc = 0;
+	for (int w = 0; w < FPS_WORKERS && rc == 0; w++) {
+		PGresult *r = PQexec(s->dbs[d].conn[w], sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+			if (state && strcmp(state, "55P03") == 0) { /* lock_not_available */
+				snprintf(why, whysz, "a table of database \"%s\" is locked by the new server",
+					 s->dbs[d].name);
+				rc = 1;
+			} else {
+				char msg[512];
+				snprintf(msg, sizeof msg, "%s", PQerrorMessage(s->dbs[d].conn[w]));
+				msg[strcspn(msg, "\n")] = '\0';
+				rc = hm_error_set(err, HM_EXIT_DATABASE,
+						  "fingerprint of database \"%s\" failed: %s", s->dbs[d].name,
+						  msg);
+			}
+		}
+		PQclear(r);
+	}
+	free(sql);
 	return rc;
 }
 
@@ -191,17 +252,113 @@ static int open_db(hm_fpsnap *s, const hm_pg_params *p, int d, PGconn **c0, cons
 		if (!(x->conn[w] = open_conn(p, x->name, err)) ||
 		    begin_import(x->conn[w], x->name, id, err) != 0)
 			return -1;
-	return list_db(s, d, err);
+	int first = s->nitems;
+	if (list_db(s, d, err) != 0)
+		return -1;
+	return lock_db(s, d, first, why, whysz, err);
 }
 
-/* Larger table first (then the listing order), for qsort_r. */
-static int by_size(const void *a, const void *b, void *arg)
+/* Larger chunk first (then the listing order), for qsort_r. */
+static int by_cost(const void *a, const void *b, void *arg)
 {
-	const fps_item *it = arg;
+	const fps_chunk *c = arg;
 	int i = *(const int *)a, k = *(const int *)b;
-	if (it[i].size != it[k].size)
-		return it[i].size > it[k].size ? -1 : 1;
+	if (c[i].cost != c[k].cost)
+		return c[i].cost > c[k].cost ? -1 : 1;
 	return i - k;
+}
+
+/* Add one chunk of item i: blocks [lo, hi) (hi < 0: to the end; lo < 0: the whole table). */
+static int add_chunk(hm_fpsnap *s, int i, long long lo, long long hi, long long cost)
+{
+	fps_chunk *c = &s->chunks[s->nchunks];
+	int n;
+	memset(c, 0, sizeof *c);
+	c->item = i;
+	c->cost = cost;
+	if (lo < 0)
+		n = asprintf(&c->sql, "%s", s->items[i].sql);
+	else if (hi < 0)
+		n = asprintf(&c->sql, "%s WHERE t.ctid >= '(%lld,0)'::tid", s->items[i].sql, lo);
+	else
+		n = asprintf(&c->sql, "%s WHERE t.ctid >= '(%lld,0)'::tid AND t.ctid < '(%lld,0)'::tid",
+			     s->items[i].sql, lo, hi);
+	if (n < 0) {
+		c->sql = NULL;
+		return -1;
+	}
+	s->nchunks++;
+	return 0;
+}
+
+/* Split the tables into chunks (block ranges of large tables; the last range is open, so
+ * rows in blocks added after the listing are read too; rows visible to the snapshot never
+ * move: VACUUM keeps them, and the ACCESS SHARE locks keep out VACUUM FULL and CLUSTER),
+ * and order them largest first. */
+static int make_chunks(hm_fpsnap *s, hm_error *err)
+{
+	long long cb = FPS_CHUNK_BLOCKS, total = 0;
+	const char *env = getenv("HIVE_MIGRATE_FP_CHUNK_BLOCKS");
+	if (env && atoll(env) > 0)
+		cb = atoll(env);
+	for (int i = 0; i < s->nitems; i++)
+		total += s->items[i].blocks > 2 * cb ? (s->items[i].blocks + cb - 1) / cb : 1;
+	if (!(s->chunks = calloc((size_t)total + 1, sizeof *s->chunks)) ||
+	    !(s->order = calloc((size_t)total + 1, sizeof *s->order)))
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	for (int i = 0; i < s->nitems; i++) {
+		const fps_item *it = &s->items[i];
+		long long n = (it->blocks + cb - 1) / cb;
+		int rc = 0;
+		if (it->blocks <= 2 * cb)
+			rc = add_chunk(s, i, -1, -1, it->size);
+		else
+			for (long long lo = 0; rc == 0 && lo < it->blocks; lo += cb)
+				rc = add_chunk(s, i, lo, lo + cb >= it->blocks ? -1 : lo + cb, it->size / n);
+		if (rc != 0)
+			return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < s->nchunks; i++)
+		s->order[i] = i;
+	qsort_r(s->order, (size_t)s->nchunks, sizeof *s->order, by_cost, s->chunks);
+	return 0;
+}
+
+/* Parse a decimal integer (a sum of 64-bit values over at most 2^60 rows: fits 128 bits).
+ * 0 or -1. */
+static int parse_i128(const char *t, __int128 *out)
+{
+	int neg = *t == '-';
+	unsigned __int128 v = 0;
+	if (neg || *t == '+')
+		t++;
+	if (!*t)
+		return -1;
+	for (; *t; t++) {
+		if (*t < '0' || *t > '9' || v > ((unsigned __int128)1 << 122))
+			return -1;
+		v = v * 10 + (unsigned)(*t - '0');
+	}
+	*out = neg ? -(__int128)v : (__int128)v;
+	return 0;
+}
+
+/* Decimal text of v, as PostgreSQL prints an integral numeric. */
+static void format_i128(__int128 v, char *buf, size_t sz)
+{
+	char tmp[48];
+	int n = 0, neg = v < 0;
+	unsigned __int128 u = neg ? -(unsigned __int128)v : (unsigned __int128)v;
+	do {
+		tmp[n++] = (char)('0' + (int)(u % 10));
+		u /= 10;
+	} while (u);
+	size_t o = 0;
+	if (neg && o + 1 < sz)
+		buf[o++] = '-';
+	while (n > 0 && o + 1 < sz)
+		buf[o++] = tmp[--n];
+	buf[o] = '\0';
 }
 
 int hm_fpsnap_open(const hm_pg_params *p, uint64_t next_xid, hm_fpsnap **out, char *why, size_t whysz,
@@ -238,13 +395,8 @@ int hm_fpsnap_open(const hm_pg_params *p, uint64_t next_xid, hm_fpsnap **out, ch
 			goto cleanup;
 		rc = -1;
 	}
-	if (!(s->order = calloc((size_t)s->nitems + 1, sizeof *s->order))) {
-		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	if (make_chunks(s, err) != 0)
 		goto cleanup;
-	}
-	for (int i = 0; i < s->nitems; i++)
-		s->order[i] = i;
-	qsort_r(s->order, (size_t)s->nitems, sizeof *s->order, by_size, s->items);
 	*out = s;
 	s = NULL;
 	rc = 0;
@@ -267,21 +419,24 @@ static void *worker(void *argp)
 	hm_fpsnap *s = a->s;
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
-		int i = s->failed || s->next >= s->nitems ? -1 : s->order[s->next++];
+		int i = s->failed || s->next >= s->nchunks ? -1 : s->order[s->next++];
 		pthread_mutex_unlock(&s->mu);
 		if (i < 0)
 			break;
-		fps_item *it = &s->items[i];
+		fps_chunk *c = &s->chunks[i];
+		const fps_db *x = &s->dbs[s->items[c->item].db];
 		PGresult *r = NULL;
 		hm_error e = {0};
-		if (run(s->dbs[it->db].conn[a->w], it->sql, PGRES_TUPLES_OK, &r, s->dbs[it->db].name, &e) ==
-		    0) {
-			it->rows = atoll(PQgetvalue(r, 0, 0));
-			it->digest = strdup(PQgetvalue(r, 0, 1));
+		if (run(x->conn[a->w], c->sql, PGRES_TUPLES_OK, &r, x->name, &e) == 0) {
+			c->rows = atoll(PQgetvalue(r, 0, 0));
+			int bad = parse_i128(PQgetvalue(r, 0, 1), &c->sum);
+			if (bad)
+				hm_error_set(&e, HM_EXIT_DATABASE,
+					     "fingerprint of database \"%s\": unexpected digest \"%s\"",
+					     x->name, PQgetvalue(r, 0, 1));
 			PQclear(r);
-			if (it->digest)
+			if (!bad)
 				continue;
-			hm_error_set(&e, HM_EXIT_INTERNAL, "out of memory");
 		}
 		pthread_mutex_lock(&s->mu);
 		if (!s->failed++)
@@ -330,6 +485,10 @@ int hm_fpsnap_finish(hm_fpsnap *s, json_object **out, hm_error *err)
 	}
 	json_object *root = json_object_new_object(), *dbs = json_object_new_object();
 	long long total = 0;
+	for (int i = 0; i < s->nchunks; i++) {
+		s->items[s->chunks[i].item].rows += s->chunks[i].rows;
+		s->items[s->chunks[i].item].sum += s->chunks[i].sum;
+	}
 	for (int d = 0; d < s->ndbs; d++) {
 		json_object *o = json_object_new_object(), *tables = json_object_new_object();
 		for (int i = 0; i < s->nitems; i++) {
@@ -337,8 +496,10 @@ int hm_fpsnap_finish(hm_fpsnap *s, json_object **out, hm_error *err)
 			if (it->db != d)
 				continue;
 			json_object *e = json_object_new_object();
+			char digest[48];
+			format_i128(it->sum, digest, sizeof digest);
 			json_object_object_add(e, "rows", json_object_new_int64(it->rows));
-			json_object_object_add(e, "digest", json_object_new_string(it->digest));
+			json_object_object_add(e, "digest", json_object_new_string(digest));
 			json_object_object_add(tables, it->key, e);
 			total += it->rows;
 		}
@@ -350,6 +511,12 @@ int hm_fpsnap_finish(hm_fpsnap *s, json_object **out, hm_error *err)
 	json_object_object_add(root, "total_rows", json_object_new_int64(total));
 	*out = root;
 	return 0;
+}
+
+void hm_fpsnap_size(const hm_fpsnap *s, int *tables, int *pieces)
+{
+	*tables = s->nitems;
+	*pieces = s->nchunks;
 }
 
 double hm_fpsnap_seconds(const hm_fpsnap *s)
@@ -370,9 +537,12 @@ void hm_fpsnap_free(hm_fpsnap *s)
 	}
 	for (int i = 0; i < s->nitems; i++) {
 		free(s->items[i].key);
+		free(s->items[i].qname);
 		free(s->items[i].sql);
-		free(s->items[i].digest);
 	}
+	for (int i = 0; i < s->nchunks; i++)
+		free(s->chunks[i].sql);
+	free(s->chunks);
 	pthread_mutex_destroy(&s->mu);
 	free(s->dbs);
 	free(s->items);

@@ -42,6 +42,9 @@ int hm_fpsnap_start(hm_fpsnap *s, hm_error *err);
 /* Wait for the workers; *out is the fingerprint (json_object_put it). 0 or -1 (err). */
 int hm_fpsnap_finish(hm_fpsnap *s, json_object **out, hm_error *err);
 
+/* How many tables, and in how many pieces (queries) they are read. */
+void hm_fpsnap_size(const hm_fpsnap *s, int *tables, int *pieces);
+
 /* Seconds from hm_fpsnap_start to the last worker done (after hm_fpsnap_finish). */
 double hm_fpsnap_seconds(const hm_fpsnap *s);
 

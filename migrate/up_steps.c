@@ -185,12 +185,14 @@ static int open_start_snapshot(hm_mig *m, const hm_pg_params *p, const hm_pg_con
 		return -1;
 	}
 	if (rc == 0 && hm_fpsnap_start(*fs, &e) == 0) {
+		int tables, pieces;
 		hm_fault_point("during:start-fingerprint");
+		hm_fpsnap_size(*fs, &tables, &pieces);
 		hm_mig_log(m,
 			   "fingerprint under snapshot %s (xmax = next XID %llu of the shutdown "
-			   "checkpoint: no write of the new server is visible), 2 workers, during the "
-			   "health wait",
-			   hm_fpsnap_snapshot(*fs), (unsigned long long)shut->next_full_xid);
+			   "checkpoint: no write of the new server is visible): %d tables in %d pieces, "
+			   "2 workers, during the health wait",
+			   hm_fpsnap_snapshot(*fs), (unsigned long long)shut->next_full_xid, tables, pieces);
 		return 0;
 	}
 	if (rc == 0) {

@@ -7,6 +7,7 @@ comparison then fails and rolls back: never a "migrated" with unchecked data); a
 the snapshot is invisible to it (the comparison is about the data that was moved); a kill -9
 during that fingerprint resumes. Stack prefix hp-, ports 32886 (API) / 32532 (PostgreSQL)."""
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -61,9 +62,9 @@ def stopped(pid):
         return False
 
 
-def up_paused(s, point, action):
+def up_paused(s, point, action, **env_extra):
     """Run up paused (SIGSTOP) at point, run action() while it is stopped, resume it."""
-    env = dict(hm_env(), HIVE_MIGRATE_PAUSE=point)
+    env = dict(hm_env(), HIVE_MIGRATE_PAUSE=point, **env_extra)
     proc = subprocess.Popen(up_cmd(s), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -117,7 +118,10 @@ def test_kill_during_the_fingerprint_resumes(stack):
 
 def test_write_after_the_snapshot_is_invisible_to_it(stack):
     s = stack
-    rc, out, err = up_paused(s, "after:start-snapshot", lambda: delete_rows(s, 2))
+    # every table of more than 2 blocks is read in 1-block ranges by the two workers (the
+    # split of large tables): the partial counts and sums must add up to step 2's
+    rc, out, err = up_paused(s, "after:start-snapshot", lambda: delete_rows(s, 2),
+                             HIVE_MIGRATE_FP_CHUNK_BLOCKS="1")
     assert rc == 0, err[-3000:]
     o = summary(subprocess.CompletedProcess([], rc, out, err))
     assert o["result"] == "migrated"
@@ -125,6 +129,8 @@ def test_write_after_the_snapshot_is_invisible_to_it(stack):
     st = o["step_seconds"]
     assert 0 < st["pg_ready"] <= st["health"] and st["fingerprint"] > 0
     assert "fingerprint under snapshot" in err
+    m = re.search(r"(\d+) tables in (\d+) pieces", err)
+    assert m and int(m.group(2)) > int(m.group(1)), err[-3000:]   # large tables were split
     # the write is real (the new server has it) and the comparison did not see it
     after = s.fingerprint()
     assert after[TABLE][0] == s.before[TABLE][0] - 2

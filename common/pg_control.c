@@ -17,6 +17,10 @@
  *  - LAYOUT_1800 (PostgreSQL 18): `bool default_char_signedness` was added after
  *    data_checksum_version, so the nonce moves from 256 to 257 and the CRC from 288 to
  *    292 (alignment of the uint32 crc).
+ *  - checkPointCopy.nextXid (FullTransactionId, 8 bytes) sits at CheckPoint+24 in all four:
+ *    redo(8) ThisTimeLineID(4) PrevTimeLineID(4) fullPageWrites(bool, +16), then a hole that
+ *    17 and 18 use for `int wal_level` (+20), then nextXid aligned to 8 (+24); file offset 64.
+ *    Checked against pg_controldata ("Latest checkpoint's NextXID") of the seed files.
  * The CRC-32C (Castagnoli, reflected, init/final 0xFFFFFFFF: PostgreSQL's
  * INIT_CRC32C/COMP_CRC32C/FIN_CRC32C) covers every byte before the crc field. */
 #include "pg_control.h"
@@ -48,6 +52,7 @@ enum {
 	OFF_TIME = 24,
 	OFF_CHECKPOINT = 32,
 	OFF_CHECKPOINT_COPY = 40, /* CheckPoint: redo at +0, ThisTimeLineID at +8 */
+	OFF_NEXT_XID = 40 + 24,	  /* CheckPoint.nextXid (FullTransactionId) */
 	OFF_WAL_LEVEL = 172,
 	OFF_WAL_LOG_HINTS = 176,
 	OFF_MAX_CONNECTIONS = 180,
@@ -247,6 +252,7 @@ int hm_pg_control_check(const unsigned char *buf, size_t len, const char *what, 
 	out->checkpoint_lsn = rd64(buf, OFF_CHECKPOINT);
 	out->checkpoint_redo = rd64(buf, OFF_CHECKPOINT_COPY);
 	out->checkpoint_tli = rd32(buf, OFF_CHECKPOINT_COPY + 8);
+	out->next_full_xid = rd64(buf, OFF_NEXT_XID);
 	out->wal_level = (int)rd32(buf, OFF_WAL_LEVEL);
 	out->wal_log_hints = buf[OFF_WAL_LOG_HINTS] != 0;
 	out->max_connections = (int)rd32(buf, OFF_MAX_CONNECTIONS);

@@ -54,6 +54,10 @@ typedef struct hm_pg_control {
 	int default_char_signedness; /* 18 only; -1 before */
 	uint32_t crc_stored;
 	uint32_t crc_computed;
+	/* checkPointCopy.nextXid: the next free transaction ID (FullTransactionId: epoch in the
+	 * high 32 bits) as of the latest checkpoint; after a clean shutdown no transaction of
+	 * the cluster has an XID at or above it. Same offset in every layout (see pg_control.c). */
+	uint64_t next_full_xid;
 } hm_pg_control;
 
 /* Human name of a cluster state ("shut down", "in production", ...). */

@@ -4,6 +4,7 @@
  * digests could cancel out. */
 #include "fingerprint.h"
 
+#include "fingerprint_int.h"
 #include "preflight.h"
 
 #include <stdio.h>
@@ -41,20 +42,14 @@ static int take_db(const hm_pg_params *base, const char *db, json_object **out, 
 	/* The text form of a row depends on a few session settings (time zone, date and
 	 * interval styles, float digits, bytea output): fixed here, so that the digest depends
 	 * only on the data, whichever server, major or configuration computes it. */
-	PQclear(PQexec(c, "SET statement_timeout = 0; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; "
-			  "SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; "
-			  "SET bytea_output = 'hex'; SET lc_monetary = 'C'"));
-	if (!(r = query(c, "SELECT extname, extversion FROM pg_extension ORDER BY 1", db, err)))
+	PQclear(PQexec(c, HM_FP_SESSION_SQL));
+	if (!(r = query(c, HM_FP_EXTENSIONS_SQL, db, err)))
 		goto cleanup;
 	for (int i = 0; i < PQntuples(r); i++)
 		json_object_object_add(exts, PQgetvalue(r, i, 0),
 				       json_object_new_string(PQgetvalue(r, i, 1)));
 	PQclear(r);
-	r = query(c,
-		  "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		  "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-		  "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2",
-		  db, err);
+	r = query(c, HM_FP_TABLES_SQL, db, err);
 	if (!r)
 		goto cleanup;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -62,11 +57,7 @@ static int take_db(const hm_pg_params *base, const char *db, json_object **out, 
 		char *qns = PQescapeIdentifier(c, ns, strlen(ns)),
 		     *qrel = PQescapeIdentifier(c, rel, strlen(rel));
 		char *sql = NULL, key[300];
-		if (!qns || !qrel ||
-		    asprintf(&sql,
-			     "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))"
-			     "::bit(64)::bigint), 0)::text FROM ONLY %s.%s t",
-			     qns, qrel) < 0) {
+		if (!qns || !qrel || asprintf(&sql, HM_FP_TABLE_FMT, qns, qrel) < 0) {
 			PQfreemem(qns);
 			PQfreemem(qrel);
 			hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
@@ -111,8 +102,7 @@ int hm_fingerprint_take(const hm_pg_params *p, json_object **out, hm_error *err)
 	int rc = -1;
 	if (!c)
 		return -1;
-	r = query(c, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
-		  p->dbname, err);
+	r = query(c, HM_FP_DATABASES_SQL, p->dbname, err);
 	if (!r)
 		goto cleanup;
 	root = json_object_new_object();

@@ -196,3 +196,25 @@ int hm_wait_healthy(const char *what, int api_port, const hm_pg_params *pg, int 
 		     timeout_s, why);
 	return hm_error_hint(err, "see its logs: docker logs CONTAINER");
 }
+
+int hm_pg_wait_accepting(const char *what, const hm_pg_params *p, int timeout_s, hm_error *err)
+{
+	double deadline = hm_progress_now() + timeout_s;
+	hm_error last = {0};
+	for (;;) {
+		PGconn *c = hm_pg_connect(p, &last);
+		if (c) {
+			PQfinish(c);
+			return 0;
+		}
+		if (hm_progress_now() >= deadline)
+			break;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* poll interval */
+	}
+	hm_error_set(err, HM_EXIT_HEALTH_TIMEOUT,
+		     "%s did not become healthy within %d s (its database accepted no connection; "
+		     "last: %s)",
+		     what, timeout_s, last.message);
+	return hm_error_hint(err, "see its logs: docker logs CONTAINER");
+}

@@ -41,4 +41,9 @@ int hm_port_free(const char *host, int port);
  * HM_EXIT_HEALTH_TIMEOUT naming what was still failing. */
 int hm_wait_healthy(const char *what, int api_port, const hm_pg_params *pg, int timeout_s, hm_error *err);
 
+/* Poll (every 50 ms) until the database p names accepts a connection as p's user, or
+ * timeout_s passes: 0, or -1 with HM_EXIT_HEALTH_TIMEOUT and the last failure. The API is
+ * not waited for. */
+int hm_pg_wait_accepting(const char *what, const hm_pg_params *p, int timeout_s, hm_error *err);
+
 #endif

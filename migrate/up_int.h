@@ -17,6 +17,8 @@
 /* Seconds spent per step in this run (0 when the step did not run here). */
 typedef struct hm_up_times {
 	double stop, snapshot, verify, chown, start, health, fingerprint;
+	double pg_ready;      /* start -> the unified PostgreSQL accepts connections */
+	int fp_concurrent;    /* 1: fingerprint under the start snapshot, during the health wait */
 	hm_major_times major; /* the cross-major path's steps instead */
 } hm_up_times;
 

@@ -103,7 +103,10 @@ void hm_up_print_plan(const hm_mig *m, const hm_up_opts *o)
 	       j->unified_container, j->template_file, j->unified_project, j->api_port, j->pg_port);
 	if (hm_stack_settings_arg(&m->stack, settings, sizeof settings) == 0 && settings[0])
 		printf("     with the settings of the split server's command line: %s\n", settings);
-	printf("  7. wait up to %d s for health, compare the fingerprint\n", m->health_timeout);
+	printf("  7. wait up to %d s for health; meanwhile fingerprint under the snapshot of the "
+	       "start (when it predates every write of the new server; else after the health "
+	       "wait), compare\n",
+	       m->health_timeout);
 	printf("  8. on failure: roll back automatically and start the split stack again\n");
 }
 
@@ -149,6 +152,8 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(st, "start", json_object_new_double(t->start));
 	json_object_object_add(st, "health", json_object_new_double(t->health));
 	json_object_object_add(st, "fingerprint", json_object_new_double(t->fingerprint));
+	json_object_object_add(st, "pg_ready", json_object_new_double(t->pg_ready));
+	json_object_object_add(s, "fingerprint_during_health", json_object_new_boolean(t->fp_concurrent));
 steps_done:
 	json_object_object_add(s, "step_seconds", st);
 	json_object_object_add(s, "container", json_object_new_string(j->unified_container));

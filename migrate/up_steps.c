@@ -19,6 +19,7 @@
 #include "../common/version.h"
 #include "compose.h"
 #include "fingerprint.h"
+#include "fingerprint_snap.h"
 #include "health.h"
 #include "migration.h"
 #include "ownership.h"
@@ -158,25 +159,89 @@ static int snapshot(hm_mig *m, const hm_up_opts *o, const hm_pg_control *pc, hm_
 	return 0;
 }
 
-/* Is the unified container up, healthy, and holding the very same data? */
-static int confirm_unified(hm_mig *m, hm_up_times *t, hm_error *err)
+/* Open the start snapshot of the unified server (fingerprint_snap.h) as soon as it accepts
+ * connections: 0 opened (*fs), 1 not usable (logged: the caller falls back), -1 err. */
+static int open_start_snapshot(hm_mig *m, const hm_pg_params *p, const hm_pg_control *shut, hm_fpsnap **fs,
+			       hm_up_times *t, double t0, hm_error *err)
 {
-	double t0 = hm_progress_now();
+	char why[700] = "";
+	hm_error e = {0};
+	if (!shut) {
+		hm_mig_log(m, "the data directory was not \"shut down\" before the start: the "
+			      "fingerprint waits for health and runs after it");
+		return 1;
+	}
+	if (hm_pg_wait_accepting("the unified container", p, m->health_timeout, err) != 0)
+		return -1;
+	t->pg_ready = hm_progress_now() - t0;
+	/* test hooks: a test writes to the new server here (must be detected) or after the
+	 * snapshot is open (must stay invisible to it) */
+	if (hm_major_fail_point("before:start-snapshot", err) != 0)
+		return -1;
+	int rc = hm_fpsnap_open(p, shut->next_full_xid, fs, why, sizeof why, &e);
+	if (rc == 0 && hm_major_fail_point("after:start-snapshot", err) != 0) {
+		hm_fpsnap_free(*fs);
+		*fs = NULL;
+		return -1;
+	}
+	if (rc == 0 && hm_fpsnap_start(*fs, &e) == 0) {
+		int tables, pieces;
+		hm_fault_point("during:start-fingerprint");
+		hm_fpsnap_size(*fs, &tables, &pieces);
+		hm_mig_log(m,
+			   "fingerprint under snapshot %s (xmax = next XID %llu of the shutdown "
+			   "checkpoint: no write of the new server is visible): %d tables in %d pieces, "
+			   "2 workers, during the health wait",
+			   hm_fpsnap_snapshot(*fs), (unsigned long long)shut->next_full_xid, tables, pieces);
+		return 0;
+	}
+	if (rc == 0) {
+		hm_fpsnap_free(*fs);
+		*fs = NULL;
+	}
+	hm_mig_log(m, "falling back to the fingerprint after the health wait: %s", rc == 1 ? why : e.message);
+	return 1;
+}
+
+/* Is the unified container up, healthy, and holding the very same data? shut: pg_control
+ * of the data directory read just before the start ("shut down"), NULL if it was not. The
+ * fingerprint runs under the start snapshot concurrently with the health wait when that
+ * snapshot provably predates the new server's writes, else after the health wait. */
+static int confirm_unified(hm_mig *m, const hm_pg_control *shut, hm_up_times *t, hm_error *err)
+{
+	double t0 = hm_progress_now(), tf;
 	hm_pg_params p = unified_params(m);
 	json_object *before = NULL, *after = NULL;
+	hm_fpsnap *fs = NULL;
 	int rc = -1;
-	hm_mig_log(m, "waiting for the unified container to be healthy (up to %d s)", m->health_timeout);
-	if (hm_wait_healthy("the unified container", m->j.api_port, &p, m->health_timeout, err) != 0)
-		return -1;
-	t->health = hm_progress_now() - t0;
-	t0 = hm_progress_now();
-	hm_mig_log(m, "comparing the data with the fingerprint taken before the move");
 	if (!(before = json_object_from_file(m->j.fingerprint_file)))
 		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"",
 				    m->j.fingerprint_file);
-	if (hm_fingerprint_take(&p, &after, err) == 0 && hm_fingerprint_compare(before, after, err) == 0)
+	int snap = open_start_snapshot(m, &p, shut, &fs, t, t0, err);
+	if (snap < 0)
+		goto cleanup;
+	hm_mig_log(m, "waiting for the unified container to be healthy (up to %d s)", m->health_timeout);
+	/* one deadline for the whole wait: the time until PostgreSQL answered counts */
+	int left = m->health_timeout - (int)(hm_progress_now() - t0);
+	if (hm_wait_healthy("the unified container", m->j.api_port, &p, left > 1 ? left : 1, err) != 0)
+		goto cleanup;
+	t->health = hm_progress_now() - t0;
+	if (fs) {
+		t->fp_concurrent = 1;
+		if (hm_fpsnap_finish(fs, &after, err) != 0)
+			goto cleanup;
+		t->fingerprint = hm_fpsnap_seconds(fs);
+	} else {
+		tf = hm_progress_now();
+		if (hm_fingerprint_take(&p, &after, err) != 0)
+			goto cleanup;
+		t->fingerprint = hm_progress_now() - tf;
+	}
+	hm_mig_log(m, "comparing the data with the fingerprint taken before the move");
+	if (hm_fingerprint_compare(before, after, err) == 0)
 		rc = 0;
-	t->fingerprint = hm_progress_now() - t0;
+cleanup:
+	hm_fpsnap_free(fs);
 	json_object_put(before);
 	json_object_put(after);
 	return rc;
@@ -260,13 +325,18 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 			if (hm_mig_save(m, err) != 0)
 				return -1;
 		}
+		/* the next XID of the shutdown checkpoint, read before anything can start on it */
+		hm_pg_control shut;
+		hm_error pe = {0};
+		int was_shut =
+			hm_pg_control_read(j->pgdata, &shut, &pe) == 0 && shut.state == HM_DB_SHUTDOWNED;
 		hm_mig_log(m, "starting the unified container %s (%s)", j->unified_container, j->image);
 		t0 = hm_progress_now();
 		if (hm_compose_unified_up(j->template_file, j->unified_project, j->env_file, err) != 0)
 			return -1;
 		t->start = hm_progress_now() - t0;
 		hm_fault_point("after:unified-start");
-		if (confirm_unified(m, t, err) != 0)
+		if (confirm_unified(m, was_shut ? &shut : NULL, t, err) != 0)
 			return -1;
 		/* and as the unified container left them at its start (live rollback: issue 11) */
 		if (j->settings_dir[0] &&

@@ -10,8 +10,15 @@
 #      healthy and verified), with and without the safety snapshot, and the wall time of
 #      `rollback --to-snapshot` (each after a fresh `up`)
 # with peak memory (GNU time -v, max RSS) for each, and prints a markdown block for
-# docs/benchmarks.md ("Migration").
-# Usage: tests/bench/migrate.sh [--size 1GB] [--keep]
+# docs/benchmarks.md ("Migration"). With BENCH_JSON=FILE set, also writes the results as one
+# JSON object to FILE (the contract of the multi-size harness; seconds as numbers, null when
+# not measured): size, bytes, up_downtime_seconds, up_step_seconds{step: s} (as `up --json`
+# reports them), fingerprint_during_health, rollback_downtime_seconds (live, with the safety
+# snapshot), rollback_step_seconds (null: rollback reports no per-step split),
+# rollback_no_safety_downtime_seconds, rollback_to_snapshot_seconds (wall), snapshot_seconds,
+# tar_zstd_seconds, pgbackrest_seconds, peak_rss_mb (max over up and rollback),
+# peak_rss_mb_by_run{tar_zstd, up, rollback}, load_avg_start/end (1-min load: shared box).
+# Usage: tests/bench/migrate.sh [--size 200MB|1GB|2GB] [--keep]
 # Uses the names hu-bench-* and ports 24896 (API) / 24542 (PostgreSQL); needs root, the engine
 # (tests/engine-setup.sh), the split images and the unified image.
 set -euo pipefail
@@ -28,6 +35,7 @@ while [ $# -gt 0 ]; do
 done
 API_PORT=24896 PG_PORT=24542 PREFIX=hu-bench- UNIFIED=hu-bench-hive-agent-unified
 WORK=$(mktemp -d /var/tmp/hu-bench.XXXXXX)
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 STACK=$WORK/hu-bench-stack
 log() { printf 'bench: %s\n' "$*" >&2; }
 cleanup() {
@@ -129,6 +137,41 @@ measure rbs "$ROOT/hive-migrate" rollback --stack "$STACK" --yes --json --quiet 
 RB_SNAP=$WALL
 
 REF=$(mbps "$BYTES" "$T_TAR") OURS=$(mbps "$DBYTES" "$T_SNAP")
+LOAD1=$(cut -d' ' -f1 /proc/loadavg)
+if [ -n "${BENCH_JSON:-}" ]; then
+  SIZE=$SIZE BYTES=$BYTES T_TAR=$T_TAR R_TAR=$R_TAR T_BR=$T_BR R_UP=$R_UP R_RBL=$R_RBL \
+  RB_LIVE=$RB_LIVE RB_NOSAFE=$RB_NOSAFE RB_SNAP=$RB_SNAP LOAD0=$LOAD0 LOAD1=$LOAD1 \
+  /usr/bin/python3 - "$WORK/up.json" "$BENCH_JSON" <<'PY'
+import json, os, sys
+e = os.environ
+def num(k):
+    try:
+        return float(e[k])
+    except (KeyError, ValueError):
+        return None
+up = json.load(open(sys.argv[1]))["profiles"][0]
+rss = {"tar_zstd": num("R_TAR"), "up": num("R_UP"), "rollback": num("R_RBL")}
+out = {
+    "size": e["SIZE"], "bytes": int(e["BYTES"]),
+    "up_downtime_seconds": up["downtime_seconds"], "up_step_seconds": up["step_seconds"],
+    "fingerprint_during_health": up.get("fingerprint_during_health"),
+    "rollback_downtime_seconds": num("RB_LIVE"), "rollback_step_seconds": None,
+    "rollback_no_safety_downtime_seconds": num("RB_NOSAFE"),
+    "rollback_to_snapshot_seconds": num("RB_SNAP"),
+    "snapshot_seconds": up["snapshot_seconds"], "tar_zstd_seconds": num("T_TAR"),
+    "pgbackrest_seconds": num("T_BR"),
+    "peak_rss_mb": max(v for k, v in rss.items() if k != "tar_zstd" and v is not None),
+    "peak_rss_mb_by_run": rss,
+    "load_avg_start": num("LOAD0"), "load_avg_end": num("LOAD1"),
+}
+tmp = sys.argv[2] + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(out, f, indent=2)
+    f.write("\n")
+os.replace(tmp, sys.argv[2])
+PY
+  log "results written to $BENCH_JSON"
+fi
 cat <<MD
 | measurement ($SIZE data set, $(numfmt --to=iec "$BYTES") directory) | seconds | throughput | peak RSS | output |
 |---|---|---|---|---|
@@ -141,4 +184,5 @@ cat <<MD
 | wall time of \`hive-migrate rollback --to-snapshot\` (report, verify, safety snapshot, extract, swap, start, verify) | $RB_SNAP | | | |
 
 steps of \`up\` (seconds): $STEPS
+load average (1 min) at the start / end: $LOAD0 / $LOAD1
 MD

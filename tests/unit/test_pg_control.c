@@ -80,6 +80,7 @@ static void test_parse_pg15(void **state)
 	assert_true(c.system_identifier == 7712637507463120427ull);
 	assert_int_equal(c.state, HM_DB_SHUTDOWNED);
 	assert_true(c.checkpoint_redo == 0x1511A88ull);
+	assert_true(c.next_full_xid == 724); /* pg_controldata: NextXID 0:724 */
 	assert_int_equal(c.checkpoint_tli, 1);
 	assert_int_equal(c.max_connections, 100);
 	assert_int_equal(c.max_worker_processes, 8);
@@ -130,6 +131,7 @@ static void test_parse_pg17(void **state)
 	assert_true(c.system_identifier == 7712637528026718222ull);
 	assert_int_equal(c.state, HM_DB_SHUTDOWNED);
 	assert_true(c.checkpoint_redo == 0x15008C8ull);
+	assert_true(c.next_full_xid == 738); /* pg_controldata: NextXID 0:738 */
 	assert_int_equal(c.blcksz, 8192);
 	assert_int_equal(c.xlog_seg_size, 16777216);
 	assert_int_equal(c.toast_max_chunk_size, 1996);
@@ -151,6 +153,7 @@ static void test_parse_pg18(void **state)
 	assert_true(c.system_identifier == 7712637533511929870ull);
 	assert_int_equal(c.state, HM_DB_SHUTDOWNED);
 	assert_true(c.checkpoint_redo == 0x1765D28ull);
+	assert_true(c.next_full_xid == 752); /* pg_controldata: NextXID 0:752 */
 	assert_int_equal(c.blcksz, 8192);
 	assert_int_equal(c.loblksize, 2048);
 	assert_int_equal(c.float8_by_val, 1);

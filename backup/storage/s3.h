@@ -30,6 +30,7 @@ typedef struct hm_s3_options {
 	const char *credentials_file; /* third credentials source (0600), after env and ~/.aws */
 	size_t part_size;	      /* first multipart part size; 0: 5 MiB (the minimum) */
 	int parallel;		      /* parts in flight; 0: 2. Memory: (parallel + 1) * part_size */
+	unsigned grow_every;	      /* without a size hint, parts double after this many; 0: 2000 */
 	int max_attempts;	      /* per request, with backoff; 0: 5 */
 	long connect_timeout_s;	      /* 0: 10 */
 	long stall_timeout_s;	      /* a transfer moving < 1 byte/s this long fails; 0: 60 */

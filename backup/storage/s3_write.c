@@ -200,13 +200,13 @@ static int initiate(s3_write *w, hm_error *err)
 	return 0;
 }
 
-/* The size of the next part: the first part size, doubled every HM_S3_GROW_EVERY parts
+/* The size of the next part: the first part size, doubled every grow_every (2000) parts
  * unless a size hint chose it (at 5 MiB: 10000 parts hold about 303 GiB), at most
  * HM_S3_MAX_PART. Memory stays (parallel + 1) parts of the current size. */
 static size_t next_part_size(const s3_write *w)
 {
 	size_t sz = w->part_size;
-	for (size_t n = w->grow ? w->nparts / HM_S3_GROW_EVERY : 0; n && sz < HM_S3_MAX_PART; n--)
+	for (size_t n = w->grow ? w->nparts / w->st->c.grow_every : 0; n && sz < HM_S3_MAX_PART; n--)
 		sz *= 2;
 	return sz > HM_S3_MAX_PART ? HM_S3_MAX_PART : sz;
 }

@@ -74,6 +74,13 @@ def test_multipart_bounded_memory(bucket):
     rsha, rlen, total = r.stdout.split()
     assert (rsha, int(rlen), int(total)) == (sha, size, size)
     assert int(re.search(r"peak_rss_kb (\d+)", r.stderr).group(1)) < 32 * 1024
+    # Without a size hint the part size doubles every 2000 parts (here every 2): 5, 5, 10 MiB
+    # for 20 MiB, so that 10000 parts hold about 303 GiB; the object reads back whole.
+    data = os.urandom(20 * MiB)
+    r = t.ok("put", "grown", input=data, opts=["--grow-every", "2"], text=False)
+    getag = r.stdout.split()[2].decode()
+    assert getag.endswith("-3"), getag
+    assert t.ok("sha", "grown").stdout.split()[0] == hashlib.sha256(data).hexdigest()
     # A size hint larger than 10000 parts of 5 MiB makes the parts larger, not the upload fail.
     r = t.ok("gen", "hinted", str(12 * MiB), opts=["--size-hint", str(200 * 1000 * MiB)])
     assert "-" not in r.stdout.split()[2]      # parts of 30 MiB: 12 MiB fit one PUT (at 5 MiB: "-3")

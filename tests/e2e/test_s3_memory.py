@@ -126,8 +126,8 @@ def test_2gb_backup_to_s3_below_64mb(objstore, hx_bucket, tmp_path):  # noqa: F8
         off = json.loads(measured(repo, tmp_path, "backup", "--offline", "--data-dir", src.data,
                                   "--json").stdout)
         assert off["database_size"] >= 2000 * MiB
-        etag = tool.ok("stat", f"mem/{off['id']}/{off['stored']['name']}").stdout
-        parts = int(etag.rsplit("-", 1)[1].split()[0])
+        etag = tool.ok("stat", f"mem/{off['id']}/{off['stored']['name']}").stdout.split("\t")[2]
+        parts = int(etag.rsplit("-", 1)[1])
         assert parts >= 20, f"a multipart object of many parts ({etag})"
 
         src.start()

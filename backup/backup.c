@@ -58,7 +58,7 @@ typedef struct stream_ctx {
  * concatenate frames. Frame: magic, FHD 0x60 (single segment, 2-byte size = 1024 - 256),
  * one last RLE block of 1024 copies of 0x00. */
 /* Member data per tar entry when streaming to an object store (stream mode of tarout.h):
- * the driver's part size, so memory stays one chunk plus the parts in flight. */
+ * the driver's first part size (5 MiB), so memory stays one chunk plus the parts in flight. */
 #define STREAM_CHUNK HM_S3_DEFAULT_PART
 
 static const unsigned char tar_terminator_zst[] = {0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x00,
@@ -218,12 +218,15 @@ static void fault_point(const char *name)
  * and user libpq resolved, so that scripts need not parse "source". */
 static void print_json(const hm_backup_meta *m, const hm_bb_info *where)
 {
-	char *j = hm_meta_encode(m, 1);
+	/* An encrypted backup: only what its readable backup.json holds (what `backups list`
+	 * shows without the key, docs/security.md), neither the source nor the server. */
+	int sealed = m->encryption[0] != '\0';
+	char *j = sealed ? hm_meta_encode_public(m, 1) : hm_meta_encode(m, 1);
 	json_object *o = j ? json_tokener_parse(j) : NULL;
 	free(j);
 	if (!o)
 		return;
-	if (where) {
+	if (where && !sealed) {
 		json_object *c = json_object_new_object();
 		json_object_object_add(c, "host", json_object_new_string(where->host));
 		json_object_object_add(c, "port", json_object_new_string(where->port));
@@ -244,7 +247,11 @@ static void report(const backup_args *a, const hm_backup_meta *m, const hm_bb_in
 		char sz[32], db[32];
 		hm_progress_bytes(m->archive_size, sz, sizeof sz);
 		hm_progress_bytes(m->database_size, db, sizeof db);
-		printf("backup %s (%s): %s archive of %s in %.1f s\n", m->id, m->kind, sz, db, secs);
+		if (m->encryption[0]) /* the database size is sealed (docs/security.md) */
+			printf("backup %s (%s): %s archive, encrypted, in %.1f s\n", m->id, m->kind, sz,
+			       secs);
+		else
+			printf("backup %s (%s): %s archive of %s in %.1f s\n", m->id, m->kind, sz, db, secs);
 	}
 }
 
@@ -442,6 +449,9 @@ static int run_offline(const backup_args *a, hm_repo *repo, hm_backup_meta *meta
 	hm_archive_stats stats;
 	memset(&stats, 0, sizeof stats);
 	if (repo->st || secret) {
+		/* one zstd worker beside this thread: about half the memory of one per CPU
+		 * (zstd's job buffers), for a bound below 64 MB (docs/backup.md) */
+		opts.zstd_threads = 1;
 		int r = stream_offline(a, repo, partial, meta, secret, &opts, &stats, err);
 		free(j);
 		if (r != 0)

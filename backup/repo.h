@@ -53,9 +53,10 @@ typedef struct hm_repo {
 	int tmpfd;	 /* local: REPO/.tmp (with .lock held); s3: the stage; else -1 */
 	hm_lock lock;
 	hm_lock restore_lock;
-	hm_storage *st;		/* s3: the storage (NULL for a local directory) */
-	hm_storage_lock *slock; /* s3: the lease lock, when held */
-	char stage[4096];	/* a private local work directory (0700, removed on close), or "" */
+	hm_storage *st;		 /* s3: the storage (NULL for a local directory) */
+	hm_storage_lock *slock;	 /* s3: the lease lock PREFIX/.lock, when held */
+	hm_storage_lock *srlock; /* s3: PREFIX/.restore-lock (restore, copy's source, prune) */
+	char stage[4096];	 /* a private local work directory (0700, removed on close), or "" */
 	int stagefd;
 	unsigned lease_s;	 /* s3: the lock's lease */
 	struct timespec renewed; /* s3: when the lease was last renewed (CLOCK_MONOTONIC) */
@@ -70,8 +71,10 @@ int hm_repo_is_remote(const char *location);
  * s3:// location (conn: its options, may be NULL), the credentials and the bucket are
  * checked first; exclusive and prune take the lease lock PREFIX/.lock, abort multipart
  * uploads left by killed runs and remove backup directories without backup.json (the
- * leftovers of a killed upload); restore takes no lock (a prune racing it makes its
- * download fail, never a half restore). Storage failures are HM_EXIT_STORAGE. 0 or -1. */
+ * leftovers of a killed upload); restore (and prune, after .lock) take the lease lock
+ * PREFIX/.restore-lock, so that prune never deletes what a restore reads; unlike the local
+ * shared lock it is exclusive: one restore at a time. Storage failures are HM_EXIT_STORAGE.
+ * 0 or -1. */
 int hm_repo_open(hm_repo *r, const char *path, const hm_repo_conn *conn, int create, hm_repo_lock lock,
 		 hm_error *err);
 

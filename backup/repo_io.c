@@ -633,7 +633,7 @@ int hm_repo_stream_open_in(const hm_repo *r, const char *partial, const hm_backu
 	s->d.disp = s->disp;
 	s->secret = secret;
 	snprintf(s->name, sizeof s->name, "%s%s", m->archive, secret ? ENC_SUFFIX : "");
-	/* an unknown size: the driver's default part size (10000 parts of 8 MiB: 78 GiB) */
+	/* an unknown size: the driver's 5 MiB parts, doubling every 2000 (10000 hold 303 GiB) */
 	if (!r->st && !partial) {
 		hm_repo_stream_abort(s);
 		return hm_error_set(err, HM_EXIT_INTERNAL, "a local stream needs the partial directory");

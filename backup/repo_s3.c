@@ -178,6 +178,22 @@ static int clean_leftovers(hm_repo *r, hm_error *err)
 	return rc == 0 ? 0 : hm_repo_s3_fail(err);
 }
 
+/* The restore lock PREFIX/.restore-lock (a lease like .lock): restores and the source of a
+ * copy hold it while they read, prune holds it beside .lock while it deletes. 0 or -1. */
+static int take_restore_lock(hm_repo *r, hm_repo_lock lock, unsigned lease_s, hm_error *err)
+{
+	char owner[128];
+	snprintf(owner, sizeof owner, "hive-migrate %s",
+		 lock == HM_REPO_PRUNE ? "backups prune" : "backups restore or copy");
+	if (hm_storage_lock_acquire(r->st, ".restore-lock", owner, &r->srlock, err) != 0) {
+		r->srlock = NULL;
+		return hm_repo_s3_fail(err);
+	}
+	r->lease_s = lease_s;
+	clock_gettime(CLOCK_MONOTONIC, &r->renewed);
+	return 0;
+}
+
 int hm_repo_s3_open(hm_repo *r, const char *url, const hm_repo_conn *conn, int create, hm_repo_lock lock,
 		    hm_error *err)
 {
@@ -207,11 +223,18 @@ int hm_repo_s3_open(hm_repo *r, const char *url, const hm_repo_conn *conn, int c
 			return -1;
 		}
 	}
+	if ((lock == HM_REPO_PRUNE || lock == HM_REPO_RESTORE) &&
+	    take_restore_lock(r, lock, so.s3.lock_ttl_s ? so.s3.lock_ttl_s : 600, err) != 0) {
+		hm_repo_close(r);
+		return -1;
+	}
 	return 0;
 }
 
 void hm_repo_s3_close(hm_repo *r)
 {
+	hm_storage_lock_release(r->srlock);
+	r->srlock = NULL;
 	hm_storage_lock_release(r->slock);
 	r->slock = NULL;
 	hm_storage_close(r->st);
@@ -228,12 +251,13 @@ void hm_repo_discard(const hm_repo *r, const char *id)
 int hm_repo_keepalive(hm_repo *r, hm_error *err)
 {
 	struct timespec now;
-	if (!r->slock)
+	if (!r->slock && !r->srlock)
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if ((double)(now.tv_sec - r->renewed.tv_sec) < r->lease_s / 3.0)
 		return 0;
-	if (hm_storage_lock_check(r->slock, err) != 0)
+	if ((r->slock && hm_storage_lock_check(r->slock, err) != 0) ||
+	    (r->srlock && hm_storage_lock_check(r->srlock, err) != 0))
 		return hm_repo_s3_fail(err);
 	r->renewed = now;
 	return 0;

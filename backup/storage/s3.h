@@ -16,7 +16,8 @@ typedef enum hm_s3_style {
 } hm_s3_style;
 
 #define HM_S3_MIN_PART (5u * 1024 * 1024) /* S3's minimum for every part but the last */
-#define HM_S3_DEFAULT_PART (8u * 1024 * 1024)
+#define HM_S3_DEFAULT_PART HM_S3_MIN_PART
+#define HM_S3_GROW_EVERY 2000 /* parts without a size hint: the part size doubles after each */
 #define HM_S3_MAX_PART (512u * 1024 * 1024)
 #define HM_S3_MAX_PARTS 10000
 
@@ -27,8 +28,9 @@ typedef struct hm_s3_options {
 	int no_verify_tls;	      /* 0: verify the server's certificate and name (the default) */
 	const char *ca_file;	      /* CA bundle for private endpoints; NULL: the system's */
 	const char *credentials_file; /* third credentials source (0600), after env and ~/.aws */
-	size_t part_size;	      /* multipart part size; 0: 8 MiB (at least 5 MiB) */
+	size_t part_size;	      /* first multipart part size; 0: 5 MiB (the minimum) */
 	int parallel;		      /* parts in flight; 0: 2. Memory: (parallel + 1) * part_size */
+	unsigned grow_every;	      /* without a size hint, parts double after this many; 0: 2000 */
 	int max_attempts;	      /* per request, with backoff; 0: 5 */
 	long connect_timeout_s;	      /* 0: 10 */
 	long stall_timeout_s;	      /* a transfer moving < 1 byte/s this long fails; 0: 60 */

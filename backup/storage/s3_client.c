@@ -171,6 +171,7 @@ int hm_s3_client_init(hm_s3_client *c, const char *url, const hm_s3_options *opt
 	if (c->part_size < HM_S3_MIN_PART || c->part_size > HM_S3_MAX_PART)
 		return hm_error_set(err, HM_EXIT_USAGE, "the S3 part size must be between 5 MiB and 512 MiB");
 	c->parallel = opt->parallel > 0 ? opt->parallel : 2;
+	c->grow_every = opt->grow_every ? opt->grow_every : HM_S3_GROW_EVERY;
 	if (c->parallel > 16)
 		return hm_error_set(err, HM_EXIT_USAGE, "at most 16 S3 parts in flight");
 	c->etag_quoted = -1;

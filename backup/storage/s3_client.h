@@ -34,6 +34,7 @@ typedef struct hm_s3_client {
 	long connect_timeout_s, stall_timeout_s, clock_offset_s;
 	size_t part_size;
 	int parallel;
+	unsigned grow_every;
 	unsigned lock_ttl_s;
 	unsigned list_page;
 	int etag_quoted; /* If-Match form the server matches: -1 not known yet, 0 bare, 1 quoted */

@@ -9,11 +9,14 @@
 typedef struct s3_write s3_write;
 typedef struct s3_lock s3_lock;
 
+/* Locks one handle may hold at once: prune holds the run lock and the restore lock. */
+#define HM_S3_MAX_HELD 2
+
 typedef struct s3_storage {
 	hm_storage base;
 	hm_s3_client c;
-	s3_write *active; /* uploads in progress: not partials for sweep */
-	s3_lock *held;	  /* the lock this handle holds, renewed during long transfers */
+	s3_write *active;	       /* uploads in progress: not partials for sweep */
+	s3_lock *held[HM_S3_MAX_HELD]; /* locks this handle holds, renewed during long transfers */
 } s3_storage;
 
 int hm_s3_open_read(hm_storage *st, const char *name, uint64_t offset, uint64_t length,
@@ -27,7 +30,7 @@ int hm_s3_lock_acquire(hm_storage *st, const char *name, const char *owner, hm_s
 		       hm_error *err);
 int hm_s3_lock_check(hm_storage_lock *l, hm_error *err);
 void hm_s3_lock_release(hm_storage_lock *l);
-/* Renew the held lock if a third of its lease has passed (called between parts and reads).
+/* Renew each held lock if a third of its lease has passed (called between parts and reads).
  * 0, or -1 when the lock was lost. */
 int hm_s3_lock_tick(s3_storage *st, hm_error *err);
 

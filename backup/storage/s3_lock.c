@@ -205,8 +205,16 @@ int hm_s3_lock_acquire(hm_storage *base, const char *name, const char *owner, hm
 	unsigned char rnd[16];
 	char again[128];
 	holder h;
-	if (st->held)
-		return hm_error_set(err, HM_EXIT_INTERNAL, "s3: this handle holds a lock already");
+	int slot = -1;
+	for (int i = HM_S3_MAX_HELD - 1; i >= 0; i--) {
+		if (!st->held[i])
+			slot = i;
+		else if (strcmp(st->held[i]->name, name) == 0)
+			return hm_error_set(err, HM_EXIT_INTERNAL, "s3: this handle holds %s already", name);
+	}
+	if (slot < 0)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "s3: this handle holds %d locks already",
+				    HM_S3_MAX_HELD);
 	s3_lock *l = calloc(1, sizeof *l);
 	if (!l)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
@@ -267,7 +275,7 @@ int hm_s3_lock_acquire(hm_storage *base, const char *name, const char *owner, hm
 	goto fail;
 got:
 	clock_gettime(CLOCK_MONOTONIC, &l->renewed);
-	st->held = l;
+	st->held[slot] = l;
 	*out = &l->base;
 	return 0;
 fail:
@@ -303,10 +311,12 @@ int hm_s3_lock_check(hm_storage_lock *base, hm_error *err)
 
 int hm_s3_lock_tick(s3_storage *st, hm_error *err)
 {
-	s3_lock *l = st->held;
-	if (!l || since(&l->renewed) < st->c.lock_ttl_s / 3.0)
-		return 0;
-	return renew(st, l, err);
+	for (int i = 0; i < HM_S3_MAX_HELD; i++) {
+		s3_lock *l = st->held[i];
+		if (l && since(&l->renewed) >= st->c.lock_ttl_s / 3.0 && renew(st, l, err) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 void hm_s3_lock_release(hm_storage_lock *base)
@@ -326,7 +336,8 @@ void hm_s3_lock_release(hm_storage_lock *base)
 		hm_s3_request(&st->c, &req, &resp, &ignored);
 		hm_s3_resp_free(&resp);
 	}
-	if (st->held == l)
-		st->held = NULL;
+	for (int i = 0; i < HM_S3_MAX_HELD; i++)
+		if (st->held[i] == l)
+			st->held[i] = NULL;
 	free(l);
 }

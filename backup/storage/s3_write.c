@@ -1,12 +1,13 @@
 /* Streaming writes to S3 with bounded memory. Bytes fill one part buffer; a full buffer
  * becomes a part of a multipart upload (started with the first full part), sent while the
  * next buffer fills, with at most `parallel` parts in flight: memory is (parallel + 1) part
- * buffers whatever the object's size. Every part carries Content-MD5 (the server checks it)
- * and is signed over its SHA-256 (x-amz-content-sha256, also checked). Only commit completes
- * the upload, so nothing is visible before; commit then compares the server's ETag with the
- * MD5-of-MD5s we computed. Any failure, and abort, sends AbortMultipartUpload; an upload cut
- * short by kill -9 stays incomplete (never listed) until hm_storage_sweep aborts it. An
- * object smaller than one part is a single PUT. */
+ * buffers whatever the object's size. Parts are 5 MiB (S3's minimum) by default; without a
+ * size hint they double every 2000 parts, so that 10000 parts hold about 303 GiB. Every part carries
+ * Content-MD5 (the server checks it) and is signed over its SHA-256 (x-amz-content-sha256, also checked).
+ * Only commit completes the upload, so nothing is visible before; commit then compares the server's ETag with
+ * the MD5-of-MD5s we computed. Any failure, and abort, sends AbortMultipartUpload; an upload cut short by
+ * kill -9 stays incomplete (never listed) until hm_storage_sweep aborts it. An object smaller than one part
+ * is a single PUT. */
 #include "s3_driver.h"
 
 #include <inttypes.h>
@@ -18,6 +19,7 @@
 
 typedef struct part_slot {
 	unsigned char *data;
+	size_t cap; /* bytes allocated at data */
 	size_t len;
 	int number; /* 0 = not in flight */
 	CURL *easy;
@@ -38,7 +40,9 @@ struct s3_write {
 	char key[HM_S3_KEY_MAX + 1];
 	char name[HM_STORAGE_NAME_MAX + 1];
 	unsigned flags;
-	size_t part_size;
+	size_t part_size; /* of the first parts */
+	size_t cur_size;  /* of the part now filling */
+	int grow;	  /* no size hint: parts double every HM_S3_GROW_EVERY */
 	int nslots;
 	part_slot *slots;
 	part_slot *fill;
@@ -196,6 +200,17 @@ static int initiate(s3_write *w, hm_error *err)
 	return 0;
 }
 
+/* The size of the next part: the first part size, doubled every grow_every (2000) parts
+ * unless a size hint chose it (at 5 MiB: 10000 parts hold about 303 GiB), at most
+ * HM_S3_MAX_PART. Memory stays (parallel + 1) parts of the current size. */
+static size_t next_part_size(const s3_write *w)
+{
+	size_t sz = w->part_size;
+	for (size_t n = w->grow ? w->nparts / w->st->c.grow_every : 0; n && sz < HM_S3_MAX_PART; n--)
+		sz *= 2;
+	return sz > HM_S3_MAX_PART ? HM_S3_MAX_PART : sz;
+}
+
 /* Send the fill buffer as the next part; with more, take a free buffer for what follows. */
 static int submit(s3_write *w, int more, hm_error *err)
 {
@@ -203,10 +218,10 @@ static int submit(s3_write *w, int more, hm_error *err)
 	if (!w->upload_id[0] && initiate(w, err) != 0)
 		return -1;
 	if (w->nparts >= HM_S3_MAX_PARTS)
-		return hm_error_set(
-			err, HM_EXIT_INPUT,
-			"s3: %s is larger than %d parts of %zu MiB; give a size hint or a larger part size",
-			w->name, HM_S3_MAX_PARTS, w->part_size >> 20);
+		return hm_error_set(err, HM_EXIT_INPUT,
+				    "s3: %s is larger than %d parts (the last of %zu MiB); give a size hint "
+				    "or a larger part size",
+				    w->name, HM_S3_MAX_PARTS, w->cur_size >> 20);
 	/* At most `parallel` parts in flight: wait for one to finish before starting this one. */
 	if (drain(w, w->nslots - 2, err) != 0)
 		return -1;
@@ -229,9 +244,15 @@ static int submit(s3_write *w, int more, hm_error *err)
 			w->fill = &w->slots[i];
 			break;
 		}
-	if (!w->fill->data && !(w->fill->data = malloc(w->part_size)))
-		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory (an upload buffer of %zu MiB)",
-				    w->part_size >> 20);
+	w->cur_size = next_part_size(w);
+	if (w->fill->cap < w->cur_size) {
+		free(w->fill->data);
+		w->fill->cap = 0;
+		if (!(w->fill->data = malloc(w->cur_size)))
+			return hm_error_set(err, HM_EXIT_INTERNAL,
+					    "out of memory (an upload buffer of %zu MiB)", w->cur_size >> 20);
+		w->fill->cap = w->cur_size;
+	}
 	if (!w->fill->easy && !(w->fill->easy = curl_easy_init()))
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory (libcurl)");
 	w->fill->len = 0;
@@ -247,9 +268,9 @@ static int s3_write_write(hm_storage_writer *base, const void *data, size_t len,
 		return -1;
 	}
 	while (len) {
-		if (w->fill->len == w->part_size && submit(w, 1, err) != 0)
+		if (w->fill->len == w->cur_size && submit(w, 1, err) != 0)
 			return fail(w, err);
-		size_t n = w->part_size - w->fill->len;
+		size_t n = w->cur_size - w->fill->len;
 		if (n > len)
 			n = len;
 		memcpy(w->fill->data + w->fill->len, p, n);
@@ -451,6 +472,7 @@ int hm_s3_open_write(hm_storage *base, const char *name, unsigned flags, uint64_
 	w->flags = flags;
 	snprintf(w->name, sizeof w->name, "%s", name);
 	w->part_size = st->c.part_size;
+	w->grow = !size_hint;
 	/* With a size hint, parts big enough that the object fits in 10000 of them (with room
 	 * for a hint that is 50% low), rounded up to a MiB. */
 	if (size_hint) {
@@ -459,6 +481,7 @@ int hm_s3_open_write(hm_storage *base, const char *name, unsigned flags, uint64_
 		if (need > w->part_size)
 			w->part_size = need > HM_S3_MAX_PART ? HM_S3_MAX_PART : (size_t)need;
 	}
+	w->cur_size = w->part_size;
 	/* Buffers are malloc'd at full size but only touched as far as filled, so a small
 	 * object costs its own size in memory, not a part's. */
 	w->slots = calloc((size_t)st->c.parallel + 1, sizeof *w->slots);
@@ -475,6 +498,7 @@ int hm_s3_open_write(hm_storage *base, const char *name, unsigned flags, uint64_
 		free_write(w);
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory (upload buffers)");
 	}
+	w->slots[0].cap = w->part_size;
 	w->fill = &w->slots[0];
 	*out = &w->base;
 	return 0;

@@ -8,3 +8,4 @@ tests/bench/unified.sh
 tests/bench/migrate.sh
 tests/bench/backup.sh
 tests/bench/major.sh
+tests/bench/s3.sh

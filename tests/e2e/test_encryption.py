@@ -78,6 +78,9 @@ def test_key_file_round_trip_local_and_s3(objstore, bucket, pg, keys, tmp_path):
     repo = Repo(objstore, name, "enc", tmp_path)
     b = json.loads(repo.backup(pg, "--encrypt-key-file", k1).stdout)
     assert b["encryption"]["kdf"] == "key" and len(b["encryption"]["key_id"]) == 32
+    # backup --json prints what list shows without the key, nothing of the sealed metadata
+    assert "source" not in b and "connection" not in b and b["members"] == []
+    assert "start_lsn" not in b and "system_identifier" not in b and not b.get("database_size")
     assert b["stored"]["name"] == "backup.tar.hmenc"
     got = tool("get", f"enc/{b['id']}/backup.tar.hmenc", text=False).stdout
     assert got.startswith(MAGIC) and len(got) == b["stored"]["size"]
@@ -101,6 +104,7 @@ def test_key_file_round_trip_local_and_s3(objstore, bucket, pg, keys, tmp_path):
     lrepo = tmp_path / "repo"
     backed_up = {}
     o = offline_backup(pg, lrepo, "--encrypt-key-file", k1, snapshot=backed_up)
+    assert "source" not in o and o["members"] == [] and not o.get("database_size")
     files = sorted(p.name for p in (lrepo / o["id"]).iterdir())
     assert files == ["backup.json", "backup.json.hmenc", "data.tar.zst.hmenc"], files
     assert (lrepo / o["id"] / "data.tar.zst.hmenc").read_bytes().startswith(MAGIC)

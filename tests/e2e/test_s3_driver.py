@@ -62,11 +62,11 @@ def test_multipart_bounded_memory(bucket):
     r = t.ok("gen", "big", str(size), opts=["--rss", "--stats"])
     sha, got_size, etag = r.stdout.split()
     assert int(got_size) == size
-    parts = -(-size // (8 * MiB))                                # 8 MiB parts: 36
+    parts = -(-size // (5 * MiB))                                # 5 MiB parts: 58
     assert etag.endswith(f"-{parts}"), etag                     # a multipart object
     peak = int(re.search(r"peak_rss_kb (\d+)", r.stderr).group(1))
     flight = int(re.search(r"max_in_flight (\d+)", r.stderr).group(1))
-    # (parallel + 1) part buffers of 8 MiB plus the libraries: far from the object's size.
+    # (parallel + 1) part buffers of 5 MiB plus the libraries: far from the object's size.
     assert peak < 64 * 1024, f"upload peak RSS {peak} kB"
     assert flight == 2, f"{flight} parts in flight (parallel is 2)"
     # Read back whole, streaming, with memory as small.
@@ -74,9 +74,16 @@ def test_multipart_bounded_memory(bucket):
     rsha, rlen, total = r.stdout.split()
     assert (rsha, int(rlen), int(total)) == (sha, size, size)
     assert int(re.search(r"peak_rss_kb (\d+)", r.stderr).group(1)) < 32 * 1024
-    # A size hint larger than 10000 parts of 8 MiB makes the parts larger, not the upload fail.
+    # Without a size hint the part size doubles every 2000 parts (here every 2): 5, 5, 10 MiB
+    # for 20 MiB, so that 10000 parts hold about 303 GiB; the object reads back whole.
+    data = os.urandom(20 * MiB)
+    r = t.ok("put", "grown", input=data, opts=["--grow-every", "2"], text=False)
+    getag = r.stdout.split()[2].decode()
+    assert getag.endswith("-3"), getag
+    assert t.ok("sha", "grown").stdout.split()[0] == hashlib.sha256(data).hexdigest()
+    # A size hint larger than 10000 parts of 5 MiB makes the parts larger, not the upload fail.
     r = t.ok("gen", "hinted", str(12 * MiB), opts=["--size-hint", str(200 * 1000 * MiB)])
-    assert "-" not in r.stdout.split()[2]      # parts of 30 MiB: 12 MiB fit one PUT (at 8 MiB: "-2")
+    assert "-" not in r.stdout.split()[2]      # parts of 30 MiB: 12 MiB fit one PUT (at 5 MiB: "-3")
 
 
 def test_ranges_across_part_boundaries(bucket, tmp_path):

@@ -7,7 +7,7 @@
  *   rmdir DIR | sweep [DIR] |
  *   lock NAME OWNER [SECONDS] | lockcheck NAME OWNER
  * Options: --endpoint URL --region R --style auto|path|host --ca-file F --no-verify-tls
- *   --credentials-file F --part-size MIB --parallel N --attempts N --list-page N
+ *   --credentials-file F --part-size MIB --grow-every PARTS --parallel N --attempts N --list-page N
  *   --clock-offset S --lock-ttl S --stall-timeout S --no-probe --exclusive --size-hint N
  *   --recursive --dry-run --stall-after BYTES (gen: stop producing there and wait)
  *   --fail-after BYTES (gen: abort the write there, as a failing backup would)
@@ -220,6 +220,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(o, "--part-size")) {
 			VAL();
 			s->part_size = (size_t)num(v) << 20;
+		} else if (!strcmp(o, "--grow-every")) {
+			VAL();
+			s->grow_every = (unsigned)num(v);
 		} else if (!strcmp(o, "--parallel")) {
 			VAL();
 			s->parallel = (int)num(v);

@@ -19,7 +19,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export DOCKER_HOST=${DOCKER_HOST:-unix:///run/podman/podman.sock}
-HM="$ROOT/hive-migrate"
+HM=${HM:-$ROOT/hive-migrate}
 SIZES="200MB 1GB 2GB" RUNS=${RUNS:-3}
 SCALE_JSON=${SCALE_JSON:-$ROOT/docs/benchmarks-scale.json}
 while [ $# -gt 0 ]; do

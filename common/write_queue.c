@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 typedef struct slot {
-	int fd;
+	int fd; /* write to fd, or when sha is set, hash */
+	hm_sha256 *sha;
 	size_t len;
 	unsigned char *data;
 } slot;
@@ -54,7 +55,11 @@ static void *writer_main(void *arg)
 		slot *s = &q->slots[(q->head + HM_WQ_SLOTS - q->count) % HM_WQ_SLOTS];
 		int skip = q->error != 0;
 		pthread_mutex_unlock(&q->mu);
-		int e = skip ? 0 : write_all(s->fd, s->data, s->len);
+		int e = 0;
+		if (s->sha)
+			hm_sha256_update(s->sha, s->data, s->len);
+		else if (!skip)
+			e = write_all(s->fd, s->data, s->len);
 		pthread_mutex_lock(&q->mu);
 		if (e && !q->error)
 			q->error = e;
@@ -95,12 +100,13 @@ int hm_wqueue_new(hm_wqueue **out, hm_error *err)
 	return 0;
 }
 
-int hm_wqueue_write(hm_wqueue *q, int fd, const void *buf, size_t len)
+/* Queue buf in slot-sized pieces, each for fd or for sha. 0 or the pending errno. */
+static int enqueue(hm_wqueue *q, int fd, hm_sha256 *sha, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	int e = 0;
 	pthread_mutex_lock(&q->mu);
-	while (len > 0 && !(e = q->error)) {
+	while (len > 0 && !(e = sha ? 0 : q->error)) {
 		while (q->count == HM_WQ_SLOTS)
 			pthread_cond_wait(&q->done, &q->mu);
 		size_t n = len < HM_WQ_SLOT ? len : HM_WQ_SLOT;
@@ -110,6 +116,7 @@ int hm_wqueue_write(hm_wqueue *q, int fd, const void *buf, size_t len)
 		pthread_mutex_unlock(&q->mu);
 		memcpy(s->data, p, n);
 		s->fd = fd;
+		s->sha = sha;
 		s->len = n;
 		pthread_mutex_lock(&q->mu);
 		q->head = (q->head + 1) % HM_WQ_SLOTS;
@@ -120,6 +127,16 @@ int hm_wqueue_write(hm_wqueue *q, int fd, const void *buf, size_t len)
 	}
 	pthread_mutex_unlock(&q->mu);
 	return e;
+}
+
+int hm_wqueue_write(hm_wqueue *q, int fd, const void *buf, size_t len)
+{
+	return enqueue(q, fd, NULL, buf, len);
+}
+
+void hm_wqueue_hash(hm_wqueue *q, hm_sha256 *h, const void *buf, size_t len)
+{
+	(void)enqueue(q, -1, h, buf, len);
 }
 
 int hm_wqueue_drain(hm_wqueue *q)

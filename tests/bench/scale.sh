@@ -3,7 +3,8 @@
 # container (localhost/hive-unified:17) is filled by fixtures/generate-data.py --size S and,
 # RUNS times each, tool and anchor interleaved in the same run:
 #   online backup   hive-migrate backup            | pg_basebackup -Ft -X fetch -c fast
-#                                                    --compress=server-zstd:1 (in the container)
+#                                                    --compress=server-zstd:1 (in the container),
+#                                                    and with server-zstd:level=1,workers=2
 #   online restore  hive-migrate backups restore   | zstd -d base.tar.zst | tar -x (then sync -f)
 #   online verify   hive-migrate backups verify    | zstd -d base.tar.zst | tar -x (as above)
 #   snapshot        hive-migrate backup --offline  | tar -cf - DIR | zstd -1 -T2
@@ -100,6 +101,11 @@ for S in $SIZES; do
 		docker exec -e PGPASSWORD="$PW" "$NAME" pg_basebackup -h 127.0.0.1 -p 5432 -U hive_backup \
 			-D /var/lib/postgresql/data/bb -Ft -X fetch --compress=server-zstd:1 -c fast
 		add pgbb "$(since "$t0")"
+		rm -rf "$WORK/pg/bb"; mkdir -p "$WORK/pg/bb"; chown 1000:1000 "$WORK/pg/bb"
+		t0=$(now)
+		docker exec -e PGPASSWORD="$PW" "$NAME" pg_basebackup -h 127.0.0.1 -p 5432 -U hive_backup \
+			-D /var/lib/postgresql/data/bb -Ft -X fetch --compress=server-zstd:level=1,workers=2 -c fast
+		add pgbbw "$(since "$t0")"
 		rm -rf "$WORK/pg/bb"
 		ID=$("$HM" backups list --repo "$WORK/repo" --json | /usr/bin/python3 -c \
 			'import json,sys; d=json.load(sys.stdin); d=d.get("backups", d) if isinstance(d, dict) else d; print(d[-1]["id"])')
@@ -144,7 +150,7 @@ for S in $SIZES; do
 	first=0
 	cat >>"$WORK/scale.json" <<JSON
 {"size": "$S", "data_mb": $DB_MB, "runs": $RUNS,
- "backup_s": $(m bk), "backup_rss_mb": $(m bk_rss), "pg_basebackup_s": $(m pgbb),
+ "backup_s": $(m bk), "backup_rss_mb": $(m bk_rss), "pg_basebackup_s": $(m pgbb), "pg_basebackup_workers2_s": $(m pgbbw),
  "restore_s": $(m rs), "restore_rss_mb": $(m rs_rss), "zstd_tar_x_s": $(m zt), "zstd_tar_x_sync_s": $(m zts),
  "verify_s": $(m vf), "verify_rss_mb": $(m vf_rss),
  "snapshot_s": $(m snap), "snapshot_rss_mb": $(m snap_rss), "tar_zstd_s": $(m tz),
@@ -164,15 +170,16 @@ import json, sys
 rows = json.load(open(sys.argv[1]))
 def f(v): return "" if v is None else ("%.2f" % v if isinstance(v, float) else str(v))
 def x(a, b): return "" if a is None or not b else "%.2fx" % (a / b)
-print("| size (data dir MB) | backup s (RSS MB) | pg_basebackup s | x | restore s (RSS MB) "
+print("| size (data dir MB) | backup s (RSS MB) | pg_basebackup s (workers=2) | x | restore s (RSS MB) "
       "| zstd -d \\| tar -x s (+ sync -f) | x (with sync) | verify s (RSS MB) | snapshot s (RSS MB) "
       "| tar \\| zstd -1 -T2 s | x | offline restore s (RSS MB) | zstd -d \\| tar -x s (+ sync -f) "
       "| up downtime s | rollback downtime s |")
 print("|" + "---|" * 15)
 for r in rows:
     mg = r.get("migrate") or {}
-    print("| %s (%s) | %s (%s) | %s | %s | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s) | %s | %s | %s (%s) | %s (%s) | %s | %s |" % (
+    print("| %s (%s) | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s) | %s | %s | %s (%s) | %s (%s) | %s | %s |" % (
         r["size"], r["data_mb"], f(r["backup_s"]), f(r["backup_rss_mb"]), f(r["pg_basebackup_s"]),
+        f(r.get("pg_basebackup_workers2_s")),
         x(r["backup_s"], r["pg_basebackup_s"]), f(r["restore_s"]), f(r["restore_rss_mb"]),
         f(r["zstd_tar_x_s"]), f(r["zstd_tar_x_sync_s"]), x(r["restore_s"], r["zstd_tar_x_sync_s"]),
         f(r["verify_s"]), f(r["verify_rss_mb"]), f(r["snapshot_s"]), f(r["snapshot_rss_mb"]),

@@ -108,6 +108,54 @@ static int member_name(char **out, const char *rel)
 	return asprintf(out, "%s/%s", DATA_PREFIX, rel) < 0 ? -1 : 0;
 }
 
+/* Stream a small regular file (open as fd; closed here) into the archive on this thread,
+ * hashing as it goes (a hand-off to the read-ahead thread would cost more). */
+static int write_small_file(writer *w, int fd, const char *abspath, const struct stat *st, char *hex,
+			    hm_error *err)
+{
+	uint64_t total = 0;
+	hm_sha256 *h = NULL;
+	if (!(h = hm_sha256_new())) {
+		close(fd);
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	}
+	for (;;) {
+		ssize_t n = read(fd, w->buf, IO_BUF);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			hm_error_errno(err, errno, "read", abspath);
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		if (total + (uint64_t)n > (uint64_t)st->st_size) {
+			hm_error_set(err, HM_EXIT_IO, "\"%s\" grew while being archived", abspath);
+			hm_error_hint(err, "stop whatever writes to the directory and retry");
+			goto fail;
+		}
+		hm_sha256_update(h, w->buf, (size_t)n);
+		if (archive_write_data(w->a, w->buf, (size_t)n) != n) {
+			wfail(w, err, "write archive", w->archive_path);
+			goto fail;
+		}
+		total += (uint64_t)n;
+		hm_progress_add(w->progress, (uint64_t)n);
+	}
+	if (total != (uint64_t)st->st_size) {
+		hm_error_set(err, HM_EXIT_IO, "\"%s\" shrank while being archived", abspath);
+		hm_error_hint(err, "stop whatever writes to the directory and retry");
+		goto fail;
+	}
+	close(fd);
+	hm_sha256_final_hex(h, hex);
+	return 0;
+fail:
+	close(fd);
+	hm_sha256_free(h);
+	return -1;
+}
+
 /* Stream one regular file (open as fd; closed here) into the archive. The read-ahead
  * thread reads it (at most one byte past its size, to see it grow) and hashes each chunk
  * before this thread writes that same chunk into the archive. */
@@ -116,6 +164,8 @@ static int write_file_data(writer *w, int fd, const char *abspath, const struct 
 {
 	uint64_t total = 0;
 	int rc = -1;
+	if (st->st_size < (off_t)HM_RQ_SLOT)
+		return write_small_file(w, fd, abspath, st, hex, err);
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (!w->rq && hm_rqueue_new(&w->rq, err) != 0) {
 		close(fd);

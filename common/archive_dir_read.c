@@ -143,7 +143,7 @@ static int file_data(struct archive *a, const char *path, const char *rel, unsig
 		     hm_error *err)
 {
 	hm_sha256 *h = hm_sha256_new();
-	int rc = -1;
+	int rc = -1, queued = 0;
 	if (!h)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 	for (;;) {
@@ -155,10 +155,13 @@ static int file_data(struct archive *a, const char *path, const char *rel, unsig
 		}
 		if (n == 0)
 			break;
-		if (q)
+		/* past the first slot's worth (small files stay on this thread), in order */
+		if (q && (queued || got->size + (uint64_t)n > HM_WQ_SLOT)) {
+			queued = 1;
 			hm_wqueue_hash(q, h, buf, (size_t)n);
-		else
+		} else {
 			hm_sha256_update(h, buf, (size_t)n);
+		}
 		got->size += (uint64_t)n;
 		hm_progress_add(progress, (uint64_t)n);
 		if (w && hm_tree_writer_data(w, buf, (size_t)n, err) != 0)
@@ -166,7 +169,7 @@ static int file_data(struct archive *a, const char *path, const char *rel, unsig
 	}
 	rc = 0;
 done:
-	if (q)
+	if (queued)
 		(void)hm_wqueue_drain(q); /* h is ours again */
 	if (rc == 0)
 		hm_sha256_final_hex(h, got->sha256);

@@ -40,7 +40,9 @@ struct hm_tree_writer {
 	int fd; /* the regular file being written */
 	hm_tree_item file;
 	char *file_path;
-	hm_wqueue *queue; /* NULL until the first file data */
+	hm_wqueue *queue;    /* NULL until the first large file */
+	uint64_t file_bytes; /* data of the open file so far */
+	int file_queued;     /* some of it went through the queue */
 };
 
 /* Display path of rel for messages (static buffer per call site is enough: one error). */
@@ -291,17 +293,45 @@ int hm_tree_writer_add(hm_tree_writer *w, const hm_tree_item *it, hm_error *err)
 	}
 	w->file = *it;
 	w->file.path = w->file_path;
+	w->file_bytes = 0;
+	w->file_queued = 0;
 	w->file.target = NULL;
+	return 0;
+}
+
+/* Write all of buf to fd now. 0 or an errno. */
+static int write_now(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
 	return 0;
 }
 
 int hm_tree_writer_data(hm_tree_writer *w, const void *buf, size_t len, hm_error *err)
 {
+	int e;
 	if (w->fd < 0)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "tree writer: no file open");
-	if (!w->queue && hm_wqueue_new(&w->queue, err) != 0)
-		return -1;
-	int e = hm_wqueue_write(w->queue, w->fd, buf, len);
+	/* a file's first slot's worth is written here: handing a small file to the thread
+	 * and waiting for it would cost more than the write (and two wake-ups on a busy
+	 * machine); after that, in order, through the queue */
+	if (!w->file_queued && w->file_bytes + len <= HM_WQ_SLOT) {
+		e = write_now(w->fd, buf, len);
+	} else {
+		if (!w->queue && hm_wqueue_new(&w->queue, err) != 0)
+			return -1;
+		w->file_queued = 1;
+		e = hm_wqueue_write(w->queue, w->fd, buf, len);
+	}
+	w->file_bytes += len;
 	return e ? fail(w, e, "write", w->file.path, err) : 0;
 }
 
@@ -312,7 +342,7 @@ int hm_tree_writer_end_file(hm_tree_writer *w, hm_error *err)
 	if (fd < 0)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "tree writer: no file open");
 	w->fd = -1;
-	int we = w->queue ? hm_wqueue_drain(w->queue) : 0;
+	int we = w->file_queued ? hm_wqueue_drain(w->queue) : 0;
 	/* owner before mode: a chown may clear mode bits */
 	if (we != 0)
 		fail(w, we, "write", w->file.path, err);

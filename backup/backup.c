@@ -36,7 +36,7 @@ typedef struct backup_args {
 	const char *password_file;
 	const char *data_dir;
 	const char *checksums;
-	int zstd_level;
+	int zstd_level, zstd_workers;
 	int offline, quiet, json, no_wait;
 } backup_args;
 
@@ -71,8 +71,8 @@ static void usage(FILE *f)
 		"                           [-U USER] [--encrypt-key-file FILE] [--s3-... options]\n"
 		"                           [--profile agent|genie] [--password-file FILE]\n"
 		"                           [--checksums crc32c|sha256] [--zstd-level N] "
-		"[--no-wait-archive]\n"
-		"                           [--quiet] [--json]\n"
+		"[--zstd-workers N]\n"
+		"                           [--no-wait-archive] [--quiet] [--json]\n"
 		"       hive-migrate backup --offline --data-dir DIR --repo DIR|s3://BUCKET/PREFIX [--quiet] "
 		"[--json]\n\n"
 		"Online: a physical backup over PostgreSQL's replication protocol (BASE_BACKUP, WAL\n"
@@ -94,6 +94,8 @@ static void usage(FILE *f)
 		"                        command line: a password inside --dbname is refused)\n"
 		"  --checksums ALG       backup_manifest file checksums: crc32c (default) or sha256\n"
 		"  --zstd-level N        server-side zstd level (default 1)\n"
+		"  --zstd-workers N      server-side zstd threads (default 2; 0: none, for a server whose\n"
+		"                        libzstd has no threads)\n"
 		"  --no-wait-archive     BASE_BACKUP WAIT false: do not wait until the server's WAL archive\n"
 		"                        (archive_command) has the backup's last segment; the backup holds\n"
 		"                        its WAL either way (pg_basebackup -X fetch also does not wait)\n"
@@ -293,7 +295,7 @@ static int run_online(const backup_args *a, hm_repo *repo, hm_backup_meta *meta,
 	hm_progress_init(&s.progress, stderr, "backup", 0, a->quiet || a->json);
 	hm_bb_conn conn = {a->prof_host, a->prof_port, a->prof_user, a->conninfo,
 			   a->host,	 a->port,      a->user,	     password};
-	hm_bb_opts opts = {label, a->checksums, a->zstd_level, a->no_wait};
+	hm_bb_opts opts = {label, a->checksums, a->zstd_level, a->no_wait, a->zstd_workers};
 	hm_bb_sink sink = {&s, on_archive, on_data, on_manifest, on_progress};
 	if (hm_basebackup_run(&conn, &opts, &sink, info, err) != 0)
 		goto cleanup;
@@ -495,6 +497,7 @@ int hm_cmd_backup(int argc, char **argv)
 		{"data-dir", required_argument, NULL, 'D'},
 		{"checksums", required_argument, NULL, 'c'},
 		{"zstd-level", required_argument, NULL, 'z'},
+		{"zstd-workers", required_argument, NULL, 'Z'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
 		{"no-wait-archive", no_argument, NULL, 'w'},
@@ -502,7 +505,7 @@ int hm_cmd_backup(int argc, char **argv)
 		HM_REPO_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	backup_args a = {.checksums = "CRC32C", .zstd_level = 1};
+	backup_args a = {.checksums = "CRC32C", .zstd_level = 1, .zstd_workers = 2};
 	hm_crypt_secret *secret = NULL;
 	hm_bb_info info;
 	hm_error err = {0};
@@ -576,6 +579,16 @@ int hm_cmd_backup(int argc, char **argv)
 				return HM_EXIT_USAGE;
 			}
 			break;
+		case 'Z': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (!*optarg || *end || n < 0 || n > 64) {
+				fprintf(stderr, "hive-migrate: error: --zstd-workers must be 0..64\n");
+				return HM_EXIT_USAGE;
+			}
+			a.zstd_workers = (int)n;
+			break;
+		}
 		case 'q':
 			a.quiet = 1;
 			break;

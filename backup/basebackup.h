@@ -37,6 +37,8 @@ typedef struct hm_bb_opts {
 	const char *manifest_checksums; /* "CRC32C" or "SHA256" */
 	int zstd_level;			/* server-side zstd level (1 by default) */
 	int no_wait;			/* WAIT false: do not wait for WAL archiving to catch up */
+	int zstd_workers;		/* server-side zstd worker threads (0: none, the server's
+					   one process compresses) */
 } hm_bb_opts;
 
 /* Callbacks fed while the backup streams. Each returns 0 to go on, -1 (err set) to stop. */

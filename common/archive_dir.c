@@ -7,7 +7,8 @@
  *   directory swapped for a symlink while the walk runs is archived as the symlink it now
  *   is, never followed into; set-id bits are not archived (restore never creates them);
  * - zstd runs in libarchive's filter with the "threads" option (libarchive >= 3.6 maps it
- *   to ZSTD_c_nbWorkers), so compression overlaps reading and hashing;
+ *   to ZSTD_c_nbWorkers), and a read-ahead thread (read_queue.h) reads and hashes each file,
+ *   so reading, hashing, tar framing and compression all overlap;
  * - the manifest is the last member because digests are only known after streaming; the
  *   metadata is the first so that listing a backup does not decompress the whole archive. */
 #include "archive_dir.h"
@@ -28,6 +29,7 @@
 #include "digest.h"
 #include "fsutil.h"
 #include "manifest.h"
+#include "read_queue.h"
 #include "tree_rule.h"
 
 #define META_MEMBER HM_AD_META_MEMBER
@@ -40,6 +42,7 @@ typedef struct writer {
 	struct archive *a;
 	const char *archive_path; /* for messages */
 	unsigned char *buf;
+	hm_rqueue *rq; /* the read-ahead thread, made for the first file */
 	hm_manifest manifest;
 	hm_progress *progress;
 	hm_archive_stats *stats;
@@ -105,13 +108,13 @@ static int member_name(char **out, const char *rel)
 	return asprintf(out, "%s/%s", DATA_PREFIX, rel) < 0 ? -1 : 0;
 }
 
-/* Stream one regular file (open as fd; closed here) into the archive, hashing as it goes. */
-static int write_file_data(writer *w, int fd, const char *abspath, const struct stat *st, char *hex,
-			   hm_error *err)
+/* Stream a small regular file (open as fd; closed here) into the archive on this thread,
+ * hashing as it goes (a hand-off to the read-ahead thread would cost more). */
+static int write_small_file(writer *w, int fd, const char *abspath, const struct stat *st, char *hex,
+			    hm_error *err)
 {
 	uint64_t total = 0;
 	hm_sha256 *h = NULL;
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (!(h = hm_sha256_new())) {
 		close(fd);
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
@@ -151,6 +154,62 @@ fail:
 	close(fd);
 	hm_sha256_free(h);
 	return -1;
+}
+
+/* Stream one regular file (open as fd; closed here) into the archive. The read-ahead
+ * thread reads it (at most one byte past its size, to see it grow) and hashes each chunk
+ * before this thread writes that same chunk into the archive. */
+static int write_file_data(writer *w, int fd, const char *abspath, const struct stat *st, char *hex,
+			   hm_error *err)
+{
+	uint64_t total = 0;
+	int rc = -1;
+	if (st->st_size < (off_t)HM_RQ_SLOT)
+		return write_small_file(w, fd, abspath, st, hex, err);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (!w->rq && hm_rqueue_new(&w->rq, err) != 0) {
+		close(fd);
+		return -1;
+	}
+	if (hm_rqueue_begin(w->rq, fd, (uint64_t)st->st_size + 1, err) != 0) {
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		const unsigned char *data;
+		size_t n;
+		int e = hm_rqueue_next(w->rq, &data, &n);
+		if (e != 0) {
+			hm_error_errno(err, e, "read", abspath);
+			goto done;
+		}
+		if (n == 0)
+			break;
+		if (total + n > (uint64_t)st->st_size) {
+			hm_error_set(err, HM_EXIT_IO, "\"%s\" grew while being archived", abspath);
+			hm_error_hint(err, "stop whatever writes to the directory and retry");
+			goto done;
+		}
+		la_ssize_t wr = archive_write_data(w->a, data, n);
+		hm_rqueue_release(w->rq);
+		if (wr != (la_ssize_t)n) {
+			wfail(w, err, "write archive", w->archive_path);
+			goto done;
+		}
+		total += n;
+		hm_progress_add(w->progress, n);
+	}
+	if (total != (uint64_t)st->st_size) {
+		hm_error_set(err, HM_EXIT_IO, "\"%s\" shrank while being archived", abspath);
+		hm_error_hint(err, "stop whatever writes to the directory and retry");
+		goto done;
+	}
+	rc = 0;
+done:
+	if (hm_rqueue_end(w->rq, rc == 0 ? hex : NULL) != 0 && rc == 0)
+		rc = hm_error_set(err, HM_EXIT_INTERNAL, "\"%s\": no digest after reading", abspath);
+	close(fd);
+	return rc;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -473,6 +532,7 @@ cleanup:
 		close(fd);
 	if (created)
 		unlink(partial);
+	hm_rqueue_free(w.rq);
 	free(w.buf);
 	free(manifest_json);
 	hm_manifest_free(&w.manifest);
@@ -540,6 +600,7 @@ cleanup:
 		w.sink_failed = 1; /* nothing more of a failed archive goes to the sink */
 	if (w.a)
 		archive_write_free(w.a);
+	hm_rqueue_free(w.rq);
 	free(w.buf);
 	free(manifest_json);
 	hm_manifest_free(&w.manifest);

@@ -25,6 +25,7 @@
 #include "manifest.h"
 #include "tree_rule.h"
 #include "tree_writer.h"
+#include "write_queue.h"
 
 #define MAX_META_ABS (16u << 20)
 #define MAX_MANIFEST_ABS (256u << 20)
@@ -135,33 +136,46 @@ static int data_rel(const char *path, const char *name, char *rel, size_t relsz,
 }
 
 /* Stream the data of the current (regular file) member: hash it, count it, and write it
- * when w is not NULL. */
+ * when w is not NULL. Verifying only (q set), the hashing runs on q's thread while this
+ * one decompresses; writing, the writes run on the tree writer's thread instead. */
 static int file_data(struct archive *a, const char *path, const char *rel, unsigned char *buf,
-		     hm_tree_writer *w, hm_progress *progress, hm_manifest_entry *got, hm_error *err)
+		     hm_tree_writer *w, hm_wqueue *q, hm_progress *progress, hm_manifest_entry *got,
+		     hm_error *err)
 {
 	hm_sha256 *h = hm_sha256_new();
+	int rc = -1, queued = 0;
 	if (!h)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 	for (;;) {
 		la_ssize_t n = archive_read_data(a, buf, HM_AD_IO_BUF);
 		if (n < 0) {
-			hm_sha256_free(h);
-			return hm_error_set(err, HM_EXIT_VERIFY_FAILED,
-					    "archive \"%s\": cannot read \"%s\": %s", path, rel,
-					    archive_error_string(a));
+			hm_error_set(err, HM_EXIT_VERIFY_FAILED, "archive \"%s\": cannot read \"%s\": %s",
+				     path, rel, archive_error_string(a));
+			goto done;
 		}
 		if (n == 0)
 			break;
-		hm_sha256_update(h, buf, (size_t)n);
+		/* past the first slot's worth (small files stay on this thread), in order */
+		if (q && (queued || got->size + (uint64_t)n > HM_WQ_SLOT)) {
+			queued = 1;
+			hm_wqueue_hash(q, h, buf, (size_t)n);
+		} else {
+			hm_sha256_update(h, buf, (size_t)n);
+		}
 		got->size += (uint64_t)n;
 		hm_progress_add(progress, (uint64_t)n);
-		if (w && hm_tree_writer_data(w, buf, (size_t)n, err) != 0) {
-			hm_sha256_free(h);
-			return -1;
-		}
+		if (w && hm_tree_writer_data(w, buf, (size_t)n, err) != 0)
+			goto done;
 	}
-	hm_sha256_final_hex(h, got->sha256);
-	return 0;
+	rc = 0;
+done:
+	if (queued)
+		(void)hm_wqueue_drain(q); /* h is ours again */
+	if (rc == 0)
+		hm_sha256_final_hex(h, got->sha256);
+	else
+		hm_sha256_free(h);
+	return rc;
 }
 
 /* State of one pass over an archive. */
@@ -175,6 +189,7 @@ typedef struct pass {
 	hm_tree_rule rule;
 	hm_manifest seen; /* every data member read */
 	unsigned char *buf;
+	hm_wqueue *hashq; /* verifying only: the hashing thread */
 } pass;
 
 /* One data member: the rule, its data, and when writing, the manifest's record of it. */
@@ -203,7 +218,7 @@ static int data_member(pass *p, struct archive_entry *ae, const char *name, hm_e
 			return -1;
 	}
 	if (got.type == HM_ENTRY_FILE) {
-		int fr = file_data(p->a, p->path, item.path, p->buf, p->w, p->progress, &got, err);
+		int fr = file_data(p->a, p->path, item.path, p->buf, p->w, p->hashq, p->progress, &got, err);
 		if (p->w && hm_tree_writer_end_file(p->w, err) != 0)
 			fr = -1;
 		if (fr != 0)
@@ -283,6 +298,8 @@ static int scan(int fd, const char *path, hm_tree_writer *w, const hm_manifest *
 		hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
 		goto cleanup;
 	}
+	if (!w && hm_wqueue_new(&p.hashq, err) != 0)
+		goto cleanup;
 	/* ARCHIVE_WARN: e.g. a pax name that is not UTF-8 and not marked BINARY; the name is
 	 * then kept as the bytes it is, which is what we want */
 	while ((r = archive_read_next_header(p.a, &ae)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
@@ -348,6 +365,7 @@ static int scan(int fd, const char *path, hm_tree_writer *w, const hm_manifest *
 	}
 	rc = 0;
 cleanup:
+	hm_wqueue_free(p.hashq);
 	archive_read_free(p.a);
 	free(p.buf);
 	free(meta);

@@ -1,5 +1,8 @@
 /* The tree writer. Members of one directory usually arrive together (base/16384/...), so
- * the fd of the last parent directory is kept: most members cost one openat or mkdirat. */
+ * the fd of the last parent directory is kept: most members cost one openat or mkdirat.
+ * File data goes through a write-behind queue (write_queue.h): the caller's decompression
+ * and hashing overlap the write system calls; each file's queue is drained before its
+ * owner, mode and time are set and it is closed, so a write error is that file's. */
 #include "tree_writer.h"
 
 #include <dirent.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "write_queue.h"
 
 /* A directory whose attributes are applied at the end. */
 typedef struct deferred_dir {
@@ -36,6 +40,9 @@ struct hm_tree_writer {
 	int fd; /* the regular file being written */
 	hm_tree_item file;
 	char *file_path;
+	hm_wqueue *queue;    /* NULL until the first large file */
+	uint64_t file_bytes; /* data of the open file so far */
+	int file_queued;     /* some of it went through the queue */
 };
 
 /* Display path of rel for messages (static buffer per call site is enough: one error). */
@@ -286,26 +293,46 @@ int hm_tree_writer_add(hm_tree_writer *w, const hm_tree_item *it, hm_error *err)
 	}
 	w->file = *it;
 	w->file.path = w->file_path;
+	w->file_bytes = 0;
+	w->file_queued = 0;
 	w->file.target = NULL;
 	return 0;
 }
 
-int hm_tree_writer_data(hm_tree_writer *w, const void *buf, size_t len, hm_error *err)
+/* Write all of buf to fd now. 0 or an errno. */
+static int write_now(int fd, const char *p, size_t len)
 {
-	const char *p = buf;
-	if (w->fd < 0)
-		return hm_error_set(err, HM_EXIT_INTERNAL, "tree writer: no file open");
 	while (len > 0) {
-		ssize_t n = write(w->fd, p, len);
+		ssize_t n = write(fd, p, len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return fail(w, errno, "write", w->file.path, err);
+			return errno;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int hm_tree_writer_data(hm_tree_writer *w, const void *buf, size_t len, hm_error *err)
+{
+	int e;
+	if (w->fd < 0)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "tree writer: no file open");
+	/* a file's first slot's worth is written here: handing a small file to the thread
+	 * and waiting for it would cost more than the write (and two wake-ups on a busy
+	 * machine); after that, in order, through the queue */
+	if (!w->file_queued && w->file_bytes + len <= HM_WQ_SLOT) {
+		e = write_now(w->fd, buf, len);
+	} else {
+		if (!w->queue && hm_wqueue_new(&w->queue, err) != 0)
+			return -1;
+		w->file_queued = 1;
+		e = hm_wqueue_write(w->queue, w->fd, buf, len);
+	}
+	w->file_bytes += len;
+	return e ? fail(w, e, "write", w->file.path, err) : 0;
 }
 
 int hm_tree_writer_end_file(hm_tree_writer *w, hm_error *err)
@@ -315,8 +342,11 @@ int hm_tree_writer_end_file(hm_tree_writer *w, hm_error *err)
 	if (fd < 0)
 		return hm_error_set(err, HM_EXIT_INTERNAL, "tree writer: no file open");
 	w->fd = -1;
+	int we = w->file_queued ? hm_wqueue_drain(w->queue) : 0;
 	/* owner before mode: a chown may clear mode bits */
-	if (w->chown_ok && fchown(fd, uid_of(w, w->file.uid), gid_of(w, w->file.gid)) != 0)
+	if (we != 0)
+		fail(w, we, "write", w->file.path, err);
+	else if (w->chown_ok && fchown(fd, uid_of(w, w->file.uid), gid_of(w, w->file.gid)) != 0)
 		fail(w, errno, "change owner of", w->file.path, err);
 	else if (fchmod(fd, hm_tree_mode(&w->file)) != 0)
 		fail(w, errno, "chmod", w->file.path, err);
@@ -375,6 +405,7 @@ void hm_tree_writer_free(hm_tree_writer *w)
 {
 	if (!w)
 		return;
+	hm_wqueue_free(w->queue); /* its last writes are done before any fd is closed */
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->cache_fd >= 0)
@@ -397,6 +428,8 @@ void hm_tree_writer_abort(hm_tree_writer *w)
 	struct stat st;
 	if (!w)
 		return;
+	hm_wqueue_free(w->queue); /* no write may land after the tree is emptied */
+	w->queue = NULL;
 	if (w->rootfd >= 0) {
 		/* emptied through its fd (wherever it is now); removed by name only if that name
 		 * is still this directory */

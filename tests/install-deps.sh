@@ -10,7 +10,7 @@ pkgs=(
   python3 python3-pytest python3-psycopg
   postgresql-15 postgresql-client-15 zstd curl
   podman runc debootstrap uidmap
-  pgbackrest time
+  pgbackrest time python3-matplotlib socat
 )
 missing=()
 for p in "${pkgs[@]}"; do

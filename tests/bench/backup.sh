@@ -1,7 +1,8 @@
 #!/bin/bash
 # Backup benchmark (not part of `make test`): throughput, archive size and peak memory of
-#   hive-migrate backup            (BASE_BACKUP, server-side zstd:1, one outer tar)
-#   pg_basebackup -Ft -X fetch --compress=server-zstd:1
+#   hive-migrate backup            (BASE_BACKUP, server-side zstd:1 with workers=2 by default,
+#                                   and with --zstd-workers 0; one outer tar)
+#   pg_basebackup -Ft -X fetch --compress=server-zstd:1 (and server-zstd:level=1,workers=2)
 #   pgBackRest full backups        (compress-type zst, level 1, process-max 1 and 2)
 # against the same PostgreSQL server, one after the other, RUNS times each (median reported).
 #
@@ -11,16 +12,16 @@
 # Part B (BENCH_PG17=1): the unified container (localhost/hive-unified:17) filled with
 #   fixtures/generate-data.py --size 1GB; hive-migrate vs the image's own pg_basebackup 17
 #   (pgBackRest 2.45 cannot back up 17).
-# Ports: 25532 (PG in part B), 25432 (part A); containers hb-bench-*; data under $BENCH_DIR.
+# Ports: 33533 (PG in part B), 33432 (part A); containers hq-bench-*; data under $BENCH_DIR.
 # Output: a markdown table on stdout (paste into docs/benchmarks.md, section "Backup").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HM="$ROOT/hive-migrate"
 RUNS=${RUNS:-3}
 SCALE=${SCALE:-70}                       # pgbench scale: 70 ~ 1.05 GB
-BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/hb-bench.XXXXXX)}
+BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/hq-bench.XXXXXX)}
 PGBIN=/usr/lib/postgresql/15/bin
-PORT=${BENCH_PORT:-25432}
+PORT=${BENCH_PORT:-33432}
 PW="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export PGPASSWORD="$PW" HIVE_BACKUP_PASSWORD="$PW"
 
@@ -28,7 +29,7 @@ export PGPASSWORD="$PW" HIVE_BACKUP_PASSWORD="$PW"
 chown postgres "$BENCH_DIR"
 cleanup() {
 	su postgres -c "$PGBIN/pg_ctl -D $BENCH_DIR/data -m fast stop" >/dev/null 2>&1 || true
-	if [ -n "${BENCH_PG17:-}" ]; then docker rm -f hb-bench-pg17 >/dev/null 2>&1 || true; fi
+	if [ -n "${BENCH_PG17:-}" ]; then docker rm -f hq-bench-pg17 >/dev/null 2>&1 || true; fi
 	[ -n "${KEEP:-}" ] || rm -rf "$BENCH_DIR"
 }
 trap cleanup EXIT
@@ -141,13 +142,13 @@ if [ -n "${BENCH_PG17:-}" ]; then
 	export DOCKER_HOST=${DOCKER_HOST:-unix:///run/podman/podman.sock}
 	echo "== part B: unified container, generate-data.py --size 1GB" >&2
 	mkdir -p "$BENCH_DIR/pg17"; chown 1000:1000 "$BENCH_DIR/pg17"
-	docker rm -f hb-bench-pg17 >/dev/null 2>&1 || true
-	docker run -d --name hb-bench-pg17 -e HIVE_PROFILE=agent -e HIVE_DB_PASSWORD="$PW" -e HIVE_BACKUP_PASSWORD="$PW" \
-		-e HIVE_API_PORT=25886 -p 127.0.0.1:25532:5432 -v "$BENCH_DIR/pg17:/var/lib/postgresql/data" \
+	docker rm -f hq-bench-pg17 >/dev/null 2>&1 || true
+	docker run -d --name hq-bench-pg17 -e HIVE_PROFILE=agent -e HIVE_DB_PASSWORD="$PW" -e HIVE_BACKUP_PASSWORD="$PW" \
+		-e HIVE_API_PORT=33887 -p 127.0.0.1:33533:5432 -v "$BENCH_DIR/pg17:/var/lib/postgresql/data" \
 		localhost/hive-unified:17 >/dev/null
-	for _ in $(seq 120); do pg_isready -q -h 127.0.0.1 -p 25532 && psql -h 127.0.0.1 -p 25532 -U agent -d hive_agent -qAtc "select 1" >/dev/null 2>&1 && break; sleep 1; done
-	/usr/bin/python3 "$ROOT/fixtures/generate-data.py" --dsn "host=127.0.0.1 port=25532 user=agent dbname=hive_agent" --size 1GB --seed 1 >&2
-	psql -h 127.0.0.1 -p 25532 -U agent -d hive_agent -qc "CHECKPOINT" >/dev/null 2>&1 || true  # needs pg_checkpoint; BASE_BACKUP checkpoints anyway
+	for _ in $(seq 120); do pg_isready -q -h 127.0.0.1 -p 33533 && psql -h 127.0.0.1 -p 33533 -U agent -d hive_agent -qAtc "select 1" >/dev/null 2>&1 && break; sleep 1; done
+	/usr/bin/python3 "$ROOT/fixtures/generate-data.py" --dsn "host=127.0.0.1 port=33533 user=agent dbname=hive_agent" --size 1GB --seed 1 >&2
+	psql -h 127.0.0.1 -p 33533 -U agent -d hive_agent -qc "CHECKPOINT" >/dev/null 2>&1 || true  # needs pg_checkpoint; BASE_BACKUP checkpoints anyway
 	DB_BYTES=$(( $(size_of "$BENCH_DIR/pg17/pgdata") - $(size_of "$BENCH_DIR/pg17/pgdata/pg_wal") ))
 	echo
 	echo "| tool (PostgreSQL 17 + pgvector, $(mb "$DB_BYTES") MB data dir without pg_wal) | seconds (median of $RUNS) | MB/s | archive MB | peak RSS MB |"
@@ -155,19 +156,37 @@ if [ -n "${BENCH_PG17:-}" ]; then
 	secs=""; rss=""
 	for i in $(seq "$RUNS"); do
 		rm -rf "$BENCH_DIR/hm-repo17"
-		read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo17" --host 127.0.0.1 --port 25532 --user hive_backup --quiet)
+		read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo17" --host 127.0.0.1 --port 33533 --user hive_backup --quiet)
 		secs="$secs $s"; rss="$rss $r"
 	done
-	row "hive-migrate backup" "$secs" "$rss" "$(size_of "$BENCH_DIR/hm-repo17")"
+	row "hive-migrate backup (zstd workers=2, the default)" "$secs" "$rss" "$(size_of "$BENCH_DIR/hm-repo17")"
+	secs=""; rss=""
+	for i in $(seq "$RUNS"); do
+		rm -rf "$BENCH_DIR/hm-repo17"
+		read -r s r < <(measure "$HM" backup --repo "$BENCH_DIR/hm-repo17" --host 127.0.0.1 --port 33533 --user hive_backup --quiet --zstd-workers 0)
+		secs="$secs $s"; rss="$rss $r"
+	done
+	row "hive-migrate backup --zstd-workers 0" "$secs" "$rss" "$(size_of "$BENCH_DIR/hm-repo17")"
 	secs=""
 	for i in $(seq "$RUNS"); do
 		rm -rf "$BENCH_DIR/out/pgbb17"; mkdir -p "$BENCH_DIR/out/pgbb17"; chown 1000:1000 "$BENCH_DIR/out/pgbb17"
 		t0=$(date +%s.%N)
-		docker exec -e PGPASSWORD="$PW" hb-bench-pg17 pg_basebackup -h 127.0.0.1 -p 5432 -U hive_backup \
+		docker exec -e PGPASSWORD="$PW" hq-bench-pg17 pg_basebackup -h 127.0.0.1 -p 5432 -U hive_backup \
 			-D /var/lib/postgresql/data/bb -Ft -X fetch --compress=server-zstd:1 -c fast
 		t1=$(date +%s.%N)
 		secs="$secs $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')"
 		bbsize=$(size_of "$BENCH_DIR/pg17/bb"); rm -rf "$BENCH_DIR/pg17/bb"
 	done
 	row "pg_basebackup 17 (in the container) -Ft -X fetch server-zstd:1" "$secs" "0" "$bbsize"
+	secs=""
+	for i in $(seq "$RUNS"); do
+		rm -rf "$BENCH_DIR/out/pgbb17"
+		t0=$(date +%s.%N)
+		docker exec -e PGPASSWORD="$PW" hq-bench-pg17 pg_basebackup -h 127.0.0.1 -p 5432 -U hive_backup \
+			-D /var/lib/postgresql/data/bb -Ft -X fetch --compress=server-zstd:level=1,workers=2 -c fast
+		t1=$(date +%s.%N)
+		secs="$secs $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')"
+		bbsize=$(size_of "$BENCH_DIR/pg17/bb"); rm -rf "$BENCH_DIR/pg17/bb"
+	done
+	row "pg_basebackup 17 (in the container) server-zstd:level=1,workers=2" "$secs" "0" "$bbsize"
 fi

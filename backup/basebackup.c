@@ -299,7 +299,18 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 			goto cleanup;
 	}
 	if (state != 2) {
-		hm_error_set(err, HM_EXIT_BACKUP_FAILED, "the server ended the backup without a manifest");
+		/* a server-side failure (a file it cannot read, say) ends the COPY early: its
+		 * message is in the result that follows, and it is the cause the user needs */
+		res = PQgetResult(c);
+		if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+			hm_error_set(err, HM_EXIT_DATABASE, "the server failed the backup: %s",
+				     hm_pgconn_cause(c, cause, sizeof cause));
+			hm_error_hint(err, "see the server's log; a file PostgreSQL cannot read in "
+					   "its data directory is a common cause");
+		} else {
+			hm_error_set(err, HM_EXIT_BACKUP_FAILED,
+				     "the server ended the backup without a manifest");
+		}
 		goto cleanup;
 	}
 	/* After CopyDone: the COPY's own status, then the end position, then NULL. */

@@ -25,6 +25,7 @@ DB_PASSWORD = "Hb-db-pw-3e1f"
 BACKUP_PASSWORD = "Hb-backup-pw-7c9d"
 TEMPLATE = ROOT / "docker" / "templates" / "agent.yml"
 EXIT_LOCKED, EXIT_VERIFY_FAILED, EXIT_STALE, EXIT_INPUT = 33, 40, 42, 20
+EXIT_DATABASE = 32
 
 
 def backup_env(**extra):
@@ -235,6 +236,24 @@ def test_overlapping_run_exits_locked_at_once(stack, tmp_path):
     assert listing(repo) == []
     r = backup(repo, "--quiet")
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stderr
+
+
+def test_server_side_failure_names_the_servers_cause(stack, tmp_path):
+    """A file the server cannot read fails BASE_BACKUP mid-stream: the one error line carries
+    the server's own message (the file and "Permission denied"), nothing is listed."""
+    repo = tmp_path / "repo"
+    bad = stack["pgdata"] / "hm-unreadable"
+    bad.write_bytes(b"x" * 100)
+    os.chown(bad, 0, 0)
+    os.chmod(bad, 0o600)
+    try:
+        r = backup(repo, "--quiet")
+    finally:
+        bad.unlink()
+    assert r.returncode == EXIT_DATABASE, r.stderr
+    first = r.stderr.strip().splitlines()[0]
+    assert "hm-unreadable" in first and "Permission denied" in first, r.stderr
+    assert not repo.exists() or listing(repo) == []
 
 
 def test_kill_9_mid_backup_leaves_usable_repository(stack, tmp_path):

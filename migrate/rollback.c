@@ -274,6 +274,21 @@ out:;
 			json_object_object_add(s, "settings_rewritten",
 					       json_object_new_int(live.settings_rewritten));
 			json_object_object_add(s, "downtime_seconds", json_object_new_double(live.downtime));
+			json_object *st = json_object_new_object();
+			const struct {
+				const char *name;
+				double v;
+			} steps[] = {{"fingerprint", live.step_seconds.fingerprint},
+				     {"stop", live.step_seconds.stop},
+				     {"safety_snapshot", live.step_seconds.safety_snapshot},
+				     {"owners", live.step_seconds.owners},
+				     {"settings", live.step_seconds.settings},
+				     {"start", live.step_seconds.start},
+				     {"health", live.step_seconds.health},
+				     {"verify", live.step_seconds.verify}};
+			for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+				json_object_object_add(st, steps[i].name, json_object_new_double(steps[i].v));
+			json_object_object_add(s, "step_seconds", st);
 		}
 		json_object_object_add(s, "left_out", left_out ? json_object_get(left_out) : NULL);
 		if (code)

@@ -77,6 +77,15 @@ static int step_done(hm_mig *m, hm_live_step s, const char *fault, hm_error *err
 	return 0;
 }
 
+/* Seconds since *t (hm_progress_now), and *t moved to now: one step's share of a run. */
+static double lap(double *t)
+{
+	double now = hm_progress_now();
+	double d = now - *t;
+	*t = now;
+	return d;
+}
+
 /* 1: the unified server's fingerprint, the reference for the end (when it answers). */
 static int live_fingerprint(hm_mig *m, hm_error *err)
 {
@@ -179,10 +188,14 @@ static int live_verify(hm_mig *m, hm_rb_live_result *res, hm_error *err)
 	json_object *before = NULL, *after = NULL;
 	int rc = -1;
 	hm_mig_log(m, "waiting for the split stack to be healthy (up to %d s)", m->health_timeout);
+	double t0 = hm_progress_now();
 	if (hm_wait_healthy("the split stack", m->stack.api_port, &p, m->health_timeout, err) != 0)
 		return -1;
+	double t1 = hm_progress_now();
+	res->step_seconds.health = t1 - t0;
 	if (hm_fingerprint_take(&p, &after, err) != 0)
 		return -1;
+	res->step_seconds.verify = hm_progress_now() - t1;
 	res->rows = hm_fingerprint_total_rows(after);
 	if (!j->unified_fingerprint_file[0]) {
 		hm_mig_log(m,
@@ -232,18 +245,23 @@ int hm_rb_live(hm_mig *m, const hm_rb_live_opts *o, hm_rb_live_result *res, hm_e
 		return -1;
 	res->recovered = j->unified_stop_state[0] && strcmp(j->unified_stop_state, "shut down") != 0;
 
-	if (j->live_step < HM_LIVE_FINGERPRINTED &&
-	    (live_fingerprint(m, err) != 0 ||
-	     step_done(m, HM_LIVE_FINGERPRINTED, "rollback:live:after-fingerprint", err) != 0))
-		goto fail;
+	double ts = hm_progress_now();
+	if (j->live_step < HM_LIVE_FINGERPRINTED) {
+		if (live_fingerprint(m, err) != 0 ||
+		    step_done(m, HM_LIVE_FINGERPRINTED, "rollback:live:after-fingerprint", err) != 0)
+			goto fail;
+		res->step_seconds.fingerprint = lap(&ts);
+	}
 	if (j->live_step < HM_LIVE_UNIFIED_DOWN) {
-		t_stop = hm_progress_now();
+		t_stop = ts = hm_progress_now();
 		if (live_stop(m, res, err) != 0 ||
 		    step_done(m, HM_LIVE_UNIFIED_DOWN, "rollback:live:after-unified-down", err) != 0)
 			goto fail;
+		res->step_seconds.stop = lap(&ts);
 	} else if (hm_mig_unified_down(m, err) != 0) { /* resumed: nobody may have started it meanwhile */
 		goto fail;
 	}
+	ts = hm_progress_now();
 	if (j->live_step < HM_LIVE_SAFETY_SNAPSHOTTED) {
 		if (o->no_safety_snapshot)
 			hm_mig_log(m, "no safety snapshot (--no-safety-snapshot)");
@@ -251,20 +269,26 @@ int hm_rb_live(hm_mig *m, const hm_rb_live_opts *o, hm_rb_live_result *res, hm_e
 			goto fail;
 		if (step_done(m, HM_LIVE_SAFETY_SNAPSHOTTED, "rollback:live:after-safety-snapshot", err) != 0)
 			goto fail;
+		res->step_seconds.safety_snapshot = lap(&ts);
 	}
-	if (j->live_step < HM_LIVE_OWNERS_RESTORED &&
-	    (live_owners(m, res, err) != 0 ||
-	     step_done(m, HM_LIVE_OWNERS_RESTORED, "rollback:live:after-owners", err) != 0))
-		goto fail;
-	if (j->live_step < HM_LIVE_SETTINGS_RESTORED &&
-	    (live_settings(m, res, err) != 0 ||
-	     step_done(m, HM_LIVE_SETTINGS_RESTORED, "rollback:live:after-settings", err) != 0))
-		goto fail;
+	if (j->live_step < HM_LIVE_OWNERS_RESTORED) {
+		if (live_owners(m, res, err) != 0 ||
+		    step_done(m, HM_LIVE_OWNERS_RESTORED, "rollback:live:after-owners", err) != 0)
+			goto fail;
+		res->step_seconds.owners = lap(&ts);
+	}
+	if (j->live_step < HM_LIVE_SETTINGS_RESTORED) {
+		if (live_settings(m, res, err) != 0 ||
+		    step_done(m, HM_LIVE_SETTINGS_RESTORED, "rollback:live:after-settings", err) != 0)
+			goto fail;
+		res->step_seconds.settings = lap(&ts);
+	}
 	if (j->live_step < HM_LIVE_SPLIT_STARTED) {
 		hm_mig_log(m, "starting the split stack on %s", j->data_dir);
 		if (hm_compose_split_start(&m->stack, err) != 0 ||
 		    step_done(m, HM_LIVE_SPLIT_STARTED, "rollback:live:after-split-start", err) != 0)
 			goto fail;
+		res->step_seconds.start = lap(&ts);
 	}
 	if (j->live_step < HM_LIVE_VERIFIED) {
 		if (live_verify(m, res, err) != 0)

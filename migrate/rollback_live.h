@@ -23,6 +23,11 @@ typedef struct hm_rb_live_result {
 	long owners_new;	  /* entries created since the migration given the split stack's owner */
 	int settings_rewritten;	  /* settings files put back */
 	double downtime;	  /* seconds from the unified stop to the split stack healthy (this run) */
+	/* Seconds per step in this run (0: not run here). `fingerprint` is taken while the
+	 * unified container still serves, before the downtime starts; the rest add up to it. */
+	struct {
+		double fingerprint, stop, safety_snapshot, owners, settings, start, health, verify;
+	} step_seconds;
 } hm_rb_live_result;
 
 /* Connection parameters of the unified container's database (its published port, the split

@@ -14,7 +14,7 @@
 # JSON object to FILE (the contract of the multi-size harness; seconds as numbers, null when
 # not measured): size, bytes, up_downtime_seconds, up_step_seconds{step: s} (as `up --json`
 # reports them), fingerprint_during_health, rollback_downtime_seconds (live, with the safety
-# snapshot), rollback_step_seconds (null: rollback reports no per-step split),
+# snapshot), rollback_step_seconds{step: s} (as `rollback --json` reports them),
 # rollback_no_safety_downtime_seconds, rollback_to_snapshot_seconds (wall), snapshot_seconds,
 # tar_zstd_seconds, pgbackrest_seconds, peak_rss_mb (max over up and rollback),
 # peak_rss_mb_by_run{tar_zstd, up, rollback}, load_avg_start/end (1-min load: shared box).
@@ -141,7 +141,7 @@ LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 if [ -n "${BENCH_JSON:-}" ]; then
   SIZE=$SIZE BYTES=$BYTES T_TAR=$T_TAR R_TAR=$R_TAR T_BR=$T_BR R_UP=$R_UP R_RBL=$R_RBL \
   RB_LIVE=$RB_LIVE RB_NOSAFE=$RB_NOSAFE RB_SNAP=$RB_SNAP LOAD0=$LOAD0 LOAD1=$LOAD1 \
-  /usr/bin/python3 - "$WORK/up.json" "$BENCH_JSON" <<'PY'
+  /usr/bin/python3 - "$WORK/up.json" "$BENCH_JSON" "$WORK/rb-live.json" <<'PY'
 import json, os, sys
 e = os.environ
 def num(k):
@@ -150,12 +150,16 @@ def num(k):
     except (KeyError, ValueError):
         return None
 up = json.load(open(sys.argv[1]))["profiles"][0]
+try:
+    rb_steps = json.load(open(sys.argv[3]))["profiles"][0].get("step_seconds")
+except (OSError, ValueError, KeyError, IndexError):
+    rb_steps = None
 rss = {"tar_zstd": num("R_TAR"), "up": num("R_UP"), "rollback": num("R_RBL")}
 out = {
     "size": e["SIZE"], "bytes": int(e["BYTES"]),
     "up_downtime_seconds": up["downtime_seconds"], "up_step_seconds": up["step_seconds"],
     "fingerprint_during_health": up.get("fingerprint_during_health"),
-    "rollback_downtime_seconds": num("RB_LIVE"), "rollback_step_seconds": None,
+    "rollback_downtime_seconds": num("RB_LIVE"), "rollback_step_seconds": rb_steps,
     "rollback_no_safety_downtime_seconds": num("RB_NOSAFE"),
     "rollback_to_snapshot_seconds": num("RB_SNAP"),
     "snapshot_seconds": up["snapshot_seconds"], "tar_zstd_seconds": num("T_TAR"),

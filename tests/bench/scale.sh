@@ -189,4 +189,7 @@ for r in rows:
     steps = mg.get("up_step_seconds")
     if steps:
         print("|  up by step: " + ", ".join("%s %s s" % (k, f(v)) for k, v in steps.items()) + " |" + " |" * 14)
+    steps = mg.get("rollback_step_seconds")
+    if steps:
+        print("|  rollback by step: " + ", ".join("%s %s s" % (k, f(v)) for k, v in steps.items()) + " |" + " |" * 14)
 PY

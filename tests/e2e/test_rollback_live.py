@@ -210,6 +210,13 @@ def test_live_rollback_keeps_every_write(migrated):
     assert out["fingerprint_match"] is True and out["recovered"] is False
     assert out["unified_stop_state"] == "shut down"
     assert "every table matches the unified server's fingerprint" in res.stderr
+    # the downtime by step (benchmarks read it): every step of the downtime ran and was
+    # timed, and they add up to the downtime (the unified fingerprint precedes it)
+    st = out["step_seconds"]
+    downtime_steps = ("stop", "safety_snapshot", "owners", "settings", "start", "health", "verify")
+    assert set(st) == {"fingerprint", *downtime_steps}
+    assert all(st[k] > 0 for k in ("fingerprint", "stop", "safety_snapshot", "start", "health", "verify"))
+    assert abs(sum(st[k] for k in downtime_steps) - out["downtime_seconds"]) < 0.5
     # the safety snapshot exists, verified, and the rollback said where
     assert out["safety_archive"] and os.path.exists(out["safety_archive"])
     assert out["safety_archive"] in res.stderr

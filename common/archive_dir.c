@@ -86,11 +86,11 @@ static int write_member(writer *w, const char *name, const char *data, size_t le
 	archive_entry_set_perm(e, 0600);
 	archive_entry_set_size(e, (la_int64_t)len);
 	archive_entry_set_mtime(e, time(NULL), 0);
-	if (archive_write_header(w->a, e) != ARCHIVE_OK) {
+	if (archive_write_header(w->a, e) != ARCHIVE_OK || w->sink_failed) {
 		wfail(w, err, "write archive", w->archive_path);
 		goto cleanup;
 	}
-	if (len && archive_write_data(w->a, data, len) != (la_ssize_t)len) {
+	if (len && (archive_write_data(w->a, data, len) != (la_ssize_t)len || w->sink_failed)) {
 		wfail(w, err, "write archive", w->archive_path);
 		goto cleanup;
 	}
@@ -135,7 +135,7 @@ static int write_small_file(writer *w, int fd, const char *abspath, const struct
 			goto fail;
 		}
 		hm_sha256_update(h, w->buf, (size_t)n);
-		if (archive_write_data(w->a, w->buf, (size_t)n) != n) {
+		if (archive_write_data(w->a, w->buf, (size_t)n) != n || w->sink_failed) {
 			wfail(w, err, "write archive", w->archive_path);
 			goto fail;
 		}
@@ -192,7 +192,7 @@ static int write_file_data(writer *w, int fd, const char *abspath, const struct 
 		}
 		la_ssize_t wr = archive_write_data(w->a, data, n);
 		hm_rqueue_release(w->rq);
-		if (wr != (la_ssize_t)n) {
+		if (wr != (la_ssize_t)n || w->sink_failed) {
 			wfail(w, err, "write archive", w->archive_path);
 			goto done;
 		}
@@ -348,7 +348,7 @@ static int walk(writer *w, int dirfd, const char *name, const char *abspath, con
 		archive_entry_set_filetype(e, AE_IFREG);
 		archive_entry_set_size(e, st.st_size);
 	}
-	if (archive_write_header(w->a, e) != ARCHIVE_OK) {
+	if (archive_write_header(w->a, e) != ARCHIVE_OK || w->sink_failed) {
 		wfail(w, err, "write archive", w->archive_path);
 		goto cleanup;
 	}
@@ -541,17 +541,21 @@ cleanup:
 	return rc;
 }
 
-/* libarchive's write callback in sink mode: hand the block to the sink; a refusal keeps
- * the sink's error for wfail and fails the write. */
+/* libarchive's write callback in sink mode: hand the block to the sink. A refusal keeps
+ * the sink's error for wfail, and this block and every later one are dropped while
+ * libarchive is told they were written: every caller checks sink_failed after each
+ * archive_write_* call. Failing the write instead would leave libarchive 3.6's zstd filter
+ * unable to close the client stage, leaking its buffer on archive_write_free. */
 static la_ssize_t sink_write_cb(struct archive *a, void *client, const void *buf, size_t len)
 {
 	writer *w = client;
+	(void)a;
+	(void)buf;
 	if (w->sink_failed)
-		return -1;
+		return (la_ssize_t)len;
 	if (w->sink(w->sink_ctx, buf, len, &w->sink_err) != 0) {
 		w->sink_failed = 1;
-		archive_set_error(a, EIO, "%s", w->sink_err.message);
-		return -1;
+		return (la_ssize_t)len;
 	}
 	w->sink_bytes += len;
 	return (la_ssize_t)len;
@@ -581,14 +585,14 @@ int hm_archive_dir_create_sink(const char *srcdir, hm_archive_sink sink, void *c
 	}
 	if (setup_archive(&w, opts, err) != 0)
 		goto cleanup;
-	if (archive_write_open2(w.a, &w, NULL, sink_write_cb, NULL, NULL) != ARCHIVE_OK) {
+	if (archive_write_open2(w.a, &w, NULL, sink_write_cb, NULL, NULL) != ARCHIVE_OK || w.sink_failed) {
 		wfail(&w, err, "open archive", display);
 		goto cleanup;
 	}
 	if (write_members(&w, srcdir, opts, &manifest_json, err) != 0)
 		goto cleanup;
 	/* the last block (and zstd's end of frame) go to the sink here */
-	if (archive_write_close(w.a) != ARCHIVE_OK) {
+	if (archive_write_close(w.a) != ARCHIVE_OK || w.sink_failed) {
 		wfail(&w, err, "write archive", display);
 		goto cleanup;
 	}

@@ -7,7 +7,7 @@
 #                                                    and with server-zstd:level=1,workers=2
 #   online restore  hive-migrate backups restore   | zstd -d base.tar.zst | tar -x (then sync -f)
 #   online verify   hive-migrate backups verify    | zstd -d base.tar.zst | tar -x (as above)
-#   snapshot        hive-migrate backup --offline  | tar -cf - DIR | zstd -1 -T2
+#   snapshot        hive-migrate backup --offline  | tar -cf - DIR | zstd -1 -T2 (then sync -f)
 #                   (common/archive_dir: the code of up's snapshot; server stopped)
 #   offline restore hive-migrate backups restore   | zstd -d | tar -x of the anchor's archive
 # with peak RSS (GNU time -v). With BENCH_MIGRATE=1 it also runs tests/bench/migrate.sh --size S
@@ -129,6 +129,8 @@ for S in $SIZES; do
 		t0=$(now)
 		tar -C "$PGDATA_H" -cf - . | zstd -q -1 -T2 >"$WORK/anchor.tar.zst"
 		add tz "$(since "$t0")"
+		sync -f "$WORK/anchor.tar.zst" # ours is fsync'd before it counts as written
+		add tzs "$(since "$t0")"
 		OID=$("$HM" backups list --repo "$WORK/orepo" --json | /usr/bin/python3 -c \
 			'import json,sys; d=json.load(sys.stdin); d=d.get("backups", d) if isinstance(d, dict) else d; print(d[-1]["id"])')
 		rm -rf "$WORK/orestored"
@@ -153,7 +155,7 @@ for S in $SIZES; do
  "backup_s": $(m bk), "backup_rss_mb": $(m bk_rss), "pg_basebackup_s": $(m pgbb), "pg_basebackup_workers2_s": $(m pgbbw),
  "restore_s": $(m rs), "restore_rss_mb": $(m rs_rss), "zstd_tar_x_s": $(m zt), "zstd_tar_x_sync_s": $(m zts),
  "verify_s": $(m vf), "verify_rss_mb": $(m vf_rss),
- "snapshot_s": $(m snap), "snapshot_rss_mb": $(m snap_rss), "tar_zstd_s": $(m tz),
+ "snapshot_s": $(m snap), "snapshot_rss_mb": $(m snap_rss), "tar_zstd_s": $(m tz), "tar_zstd_sync_s": $(m tzs),
  "offline_restore_s": $(m ors), "offline_restore_rss_mb": $(m ors_rss),
  "offline_zstd_tar_x_s": $(m ozt), "offline_zstd_tar_x_sync_s": $(m ozts),
  "migrate": $MIG}
@@ -172,24 +174,25 @@ def f(v): return "" if v is None else ("%.2f" % v if isinstance(v, float) else s
 def x(a, b): return "" if a is None or not b else "%.2fx" % (a / b)
 print("| size (data dir MB) | backup s (RSS MB) | pg_basebackup s (workers=2) | x | restore s (RSS MB) "
       "| zstd -d \\| tar -x s (+ sync -f) | x (with sync) | verify s (RSS MB) | snapshot s (RSS MB) "
-      "| tar \\| zstd -1 -T2 s | x | offline restore s (RSS MB) | zstd -d \\| tar -x s (+ sync -f) "
+      "| tar \\| zstd -1 -T2 s (+ sync -f) | x | x (with sync) | offline restore s (RSS MB) | zstd -d \\| tar -x s (+ sync -f) "
       "| up downtime s | rollback downtime s |")
-print("|" + "---|" * 15)
+print("|" + "---|" * 16)
 for r in rows:
     mg = r.get("migrate") or {}
-    print("| %s (%s) | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s) | %s | %s | %s (%s) | %s (%s) | %s | %s |" % (
+    print("| %s (%s) | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s (%s) | %s (%s) | %s | %s |" % (
         r["size"], r["data_mb"], f(r["backup_s"]), f(r["backup_rss_mb"]), f(r["pg_basebackup_s"]),
         f(r.get("pg_basebackup_workers2_s")),
         x(r["backup_s"], r["pg_basebackup_s"]), f(r["restore_s"]), f(r["restore_rss_mb"]),
         f(r["zstd_tar_x_s"]), f(r["zstd_tar_x_sync_s"]), x(r["restore_s"], r["zstd_tar_x_sync_s"]),
         f(r["verify_s"]), f(r["verify_rss_mb"]), f(r["snapshot_s"]), f(r["snapshot_rss_mb"]),
-        f(r["tar_zstd_s"]), x(r["snapshot_s"], r["tar_zstd_s"]), f(r["offline_restore_s"]),
+        f(r["tar_zstd_s"]), f(r.get("tar_zstd_sync_s")), x(r["snapshot_s"], r["tar_zstd_s"]),
+        x(r["snapshot_s"], r.get("tar_zstd_sync_s")), f(r["offline_restore_s"]),
         f(r["offline_restore_rss_mb"]), f(r["offline_zstd_tar_x_s"]), f(r["offline_zstd_tar_x_sync_s"]),
         f(mg.get("up_downtime_seconds")), f(mg.get("rollback_downtime_seconds"))))
     steps = mg.get("up_step_seconds")
     if steps:
-        print("|  up by step: " + ", ".join("%s %s s" % (k, f(v)) for k, v in steps.items()) + " |" + " |" * 14)
+        print("|  up by step: " + ", ".join("%s %s s" % (k, f(v)) for k, v in steps.items()) + " |" + " |" * 15)
     steps = mg.get("rollback_step_seconds")
     if steps:
-        print("|  rollback by step: " + ", ".join("%s %s s" % (k, f(v)) for k, v in steps.items()) + " |" + " |" * 14)
+        print("|  rollback by step: " + ", ".join("%s %s s" % (k, f(v)) for k, v in steps.items()) + " |" + " |" * 15)
 PY

@@ -12,7 +12,7 @@
 #include "repo.h"
 
 enum {
-	HM_REPO_OPT_S3_ENDPOINT = 0x1000,
+	HM_REPO_OPT_S3_ENDPOINT = 0x1200, /* above HM_STACK_OPT_BASE's range (up, rollback take both) */
 	HM_REPO_OPT_S3_REGION,
 	HM_REPO_OPT_S3_URI_STYLE,
 	HM_REPO_OPT_S3_CA_FILE,

@@ -87,7 +87,7 @@ typedef struct rb_opts {
 static int find_backup(const hm_mig *m, const rb_opts *o, char *out, size_t outsz, hm_error *err)
 {
 	char dir[PATH_MAX];
-	int remote = hm_upsnap_find_backup((hm_mig *)m, o->archive_dir, o->backup, out, outsz, err);
+	int remote = hm_upsnap_find_backup(m, o->archive_dir, o->backup, out, outsz, err);
 	if (remote <= 0) /* in an object store (up_snapshot_repo.c) */
 		return remote;
 	if (strchr(o->backup, '/')) {

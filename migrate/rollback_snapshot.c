@@ -92,7 +92,8 @@ int hm_rb_to_snapshot(hm_mig *m, const hm_rb_snapshot_opts *o, hm_error *err)
 			if ((hm_upsnap_is_remote(archive)
 				     ? hm_upsnap_verify(m, archive, err)
 				     : hm_archive_verify(archive, NULL, &st, err)) != 0) {
-				if (err->code != HM_EXIT_VERIFY_FAILED && err->code != HM_EXIT_INPUT)
+				if (err->code != HM_EXIT_VERIFY_FAILED && err->code != HM_EXIT_INPUT &&
+				    !hm_upsnap_is_remote(archive)) /* s3: 25, 22, 41 as they are */
 					err->code = HM_EXIT_VERIFY_FAILED;
 				return hm_error_prefix(
 					err, "the snapshot cannot be restored; nothing was changed");

@@ -83,7 +83,8 @@ static int split_location(const char *loc, char *repo, size_t repsz, char *id, s
 /* Open repository repo with lock. wait: while another run holds the lock (a killed up or
  * rollback holds it until its lease expires), poll once a second until the lease could
  * have expired (--s3-lock-ttl, default 600 s, plus 5 s). */
-static int open_repo(hm_mig *m, const char *repo, hm_repo_lock lock, int wait, hm_repo *r, hm_error *err)
+static int open_repo(const hm_mig *m, const char *repo, hm_repo_lock lock, int wait, hm_repo *r,
+		     hm_error *err)
 {
 	hm_repo_conn c;
 	snap_conn(m, &c);
@@ -357,8 +358,8 @@ int hm_upsnap_extract(hm_mig *m, const char *archive, const char *restore_dir, h
 	return rc;
 }
 
-int hm_upsnap_find_backup(hm_mig *m, const char *archive_dir, const char *backup, char *out, size_t outsz,
-			  hm_error *err)
+int hm_upsnap_find_backup(const hm_mig *m, const char *archive_dir, const char *backup, char *out,
+			  size_t outsz, hm_error *err)
 {
 	char repo[PATH_MAX], id[64];
 	hm_repo r;

@@ -57,7 +57,7 @@ int hm_upsnap_extract(hm_mig *m, const char *archive, const char *restore_dir, h
  * or --archive-dir s3://..., or no --archive-dir and the journal's snapshot in one): its
  * location into out. 0 found, 1 not an object-store case (the caller looks locally), -1
  * error (HM_EXIT_NOT_FOUND when there is no such backup). */
-int hm_upsnap_find_backup(hm_mig *m, const char *archive_dir, const char *backup, char *out, size_t outsz,
-			  hm_error *err);
+int hm_upsnap_find_backup(const hm_mig *m, const char *archive_dir, const char *backup, char *out,
+			  size_t outsz, hm_error *err);
 
 #endif

@@ -8,6 +8,7 @@ split stack is stopped. Names "hy-", host ports 35871 (API) / 35571 (PostgreSQL)
 import hashlib
 import json
 import os
+import shutil
 import stat
 import uuid
 from pathlib import Path
@@ -26,6 +27,8 @@ UNIFIED = "hy-hive-agent-unified"
 EXIT_USAGE = 2
 EXIT_ROLLED_BACK = 35
 EXIT_PREFLIGHT = 37
+EXIT_STORAGE = 25
+EXIT_NOT_FOUND = 41
 
 
 def remove_unified():
@@ -284,6 +287,12 @@ def test_rollback_to_snapshot_reads_it_from_the_object_store(bed):
     with b.s.connect() as c:
         c.execute("CREATE TABLE public.hy_after (n int)")
         c.execute("INSERT INTO public.hy_after SELECT generate_series(1, 10)")
+    # the object store down at rollback time: one line, its exit code, nothing changed
+    r = b.rollback("--to-snapshot", "--s3-endpoint", "http://127.0.0.1:35999")
+    assert r.returncode == EXIT_STORAGE, describe(r)
+    line = one_error_line(r)
+    assert "nothing was changed" in line and "127.0.0.1:35999" in line, line
+    assert container_state(UNIFIED) == "running" and b.journal()["status"] == "done"
     r = b.rollback("--to-snapshot")
     assert r.returncode == 0, describe(r)
     assert "verifying the snapshot s3://" in r.stderr
@@ -295,7 +304,18 @@ def test_rollback_to_snapshot_reads_it_from_the_object_store(bed):
     assert out["mode"] == "snapshot"
     safety = Path(out["safety_archive"])
     assert safety.parent == b.s.path / ".hive-migrate" / "archives" and safety.exists()
-    # rollback --backup ID finds the snapshot in the journal's repository
-    r = b.rollback("--backup", b.journal()["backup_id"], "--dry-run")
+    # rollback --backup ID (a unique prefix) finds the snapshot in the journal's repository
+    sid = b.journal()["backup_id"]
+    r = b.rollback("--backup", sid[:20], "--dry-run")
     assert r.returncode == 0, describe(r)
-    assert f"{b.repo}/{b.journal()['backup_id']}/data.tar.zst" in r.stdout
+    assert f"{b.repo}/{sid}/data.tar.zst" in r.stdout
+    # the kept directory of the unified container is deleted once looked at (docs/migration.md):
+    # a journaled displaced directory that still exists stops the next swap
+    shutil.rmtree(out["displaced_dir"])
+    r = b.rollback("--backup", sid[:20])
+    assert r.returncode == 0, describe(r)
+    assert json.loads(r.stdout)["profiles"][0]["archive"] == f"{b.repo}/{sid}/data.tar.zst"
+    split_back(b)
+    r = b.rollback("--backup", "20000101T000000.000Z-00000000")
+    assert r.returncode == EXIT_NOT_FOUND, describe(r)
+    assert "backups list --repo " + b.repo in one_error_line(r)

@@ -90,16 +90,18 @@ static int open_repo(const hm_mig *m, const char *repo, hm_repo_lock lock, int w
 	snap_conn(m, &c);
 	double deadline = hm_progress_now() + (c.s3.lock_ttl_s ? c.s3.lock_ttl_s : 600) + 5;
 	int rc, told = 0;
-	while ((rc = hm_repo_open(r, repo, &c, 1, lock, err)) != 0 && wait && err->code == HM_EXIT_LOCKED &&
+	hm_error e = {0}; /* the repository may leave a message in it on success (left-overs) */
+	while ((rc = hm_repo_open(r, repo, &c, 1, lock, &e)) != 0 && wait && e.code == HM_EXIT_LOCKED &&
 	       hm_progress_now() < deadline) {
 		hm_repo_close(r);
 		if (!told++)
-			hm_mig_log(m, "waiting for the lock of %s (%s)", repo, err->message);
+			hm_mig_log(m, "waiting for the lock of %s (%s)", repo, e.message);
 		struct timespec ts = {1, 0};
 		nanosleep(&ts, NULL);
-		memset(err, 0, sizeof *err);
+		memset(&e, 0, sizeof e);
 	}
 	if (rc != 0) {
+		*err = e;
 		hm_repo_close(r);
 		if (!err->hint[0])
 			hm_error_hint(err,
@@ -151,6 +153,7 @@ int hm_upsnap_preflight(hm_mig *m, const char *archive_dir, hm_error *err)
 				       j->snapshot_repo);
 	}
 	hm_repo_close(&r);
+	memset(err, 0, sizeof *err);
 	hm_mig_log(m, "snapshot repository %s: reachable, credentials accepted, lock taken and released",
 		   j->snapshot_repo);
 	return 0;
@@ -253,6 +256,8 @@ static int store_new(hm_mig *m, hm_repo *r, hm_backup_meta *meta, hm_archive_sta
 	snprintf(partial, sizeof partial, "%s/%s", hm_repo_tmp_path(r, tp, sizeof tp), meta->id);
 	if (rc == 0)
 		rc = hm_repo_store_archive(r, partial, meta, NULL, err);
+	if (rc == 0) /* the archive is stored, its backup.json not yet: a left-over, not a backup */
+		hm_fault_point("during:snapshot-upload");
 	if (rc == 0)
 		rc = hm_repo_commit(r, partial, meta, err);
 	if (rc != 0) {
@@ -296,6 +301,8 @@ int hm_upsnap_take(hm_mig *m, hm_archive_stats *st, hm_up_times *t, hm_error *er
 	rc = 0;
 cleanup:
 	hm_repo_close(&r);
+	if (rc == 0) /* up reads any message as a failure */
+		memset(err, 0, sizeof *err);
 	return rc;
 }
 
@@ -322,6 +329,8 @@ int hm_upsnap_verify(hm_mig *m, const char *archive, hm_error *err)
 	hm_mig_log(m, "verifying the snapshot %s as read from the object store", archive);
 	int rc = verify_stored(m, &r, &f, 0, NULL, err);
 	hm_repo_close(&r);
+	if (rc == 0)
+		memset(err, 0, sizeof *err);
 	return rc;
 }
 
@@ -355,6 +364,8 @@ int hm_upsnap_extract(hm_mig *m, const char *archive, const char *restore_dir, h
 	hm_verify_report_free(&rep);
 	hm_repo_close(&r);
 	close(pfd);
+	if (rc == 0)
+		memset(err, 0, sizeof *err);
 	return rc;
 }
 
@@ -395,5 +406,6 @@ int hm_upsnap_find_backup(const hm_mig *m, const char *archive_dir, const char *
 	}
 	if (snprintf(out, outsz, "%s/%s/%s", repo, f.id, SNAP_ARCHIVE) >= (int)outsz)
 		return hm_error_set(err, HM_EXIT_USAGE, "the snapshot location is too long");
+	memset(err, 0, sizeof *err);
 	return 0;
 }

@@ -319,3 +319,27 @@ def test_rollback_to_snapshot_reads_it_from_the_object_store(bed):
     r = b.rollback("--backup", "20000101T000000.000Z-00000000")
     assert r.returncode == EXIT_NOT_FOUND, describe(r)
     assert "backups list --repo " + b.repo in one_error_line(r)
+
+
+def test_killed_before_the_commit_the_snapshot_is_taken_again(bed):
+    """kill -9 once the archive is uploaded but before its backup.json (the commit point):
+    no backup is listed; the rerun waits for the killed run's lease, finds no snapshot,
+    takes it again (the left-over is swept) and migrates."""
+    b = bed
+    if (b.journal() or {}).get("status") == "done":
+        r = b.rollback()
+        assert r.returncode == 0, describe(r)
+    r = b.up(env=b.env(HIVE_MIGRATE_FAULT="during:snapshot-upload"))
+    assert r.returncode == -9, describe(r)
+    killed = b.journal()["backup_id"]
+    assert killed not in [x["id"] for x in json.loads(b.backups("list", "--json").stdout)]
+    r = b.up()
+    assert r.returncode == 0, describe(r)
+    assert f"the snapshot {killed} of the interrupted run was never completed: taking it again" in r.stderr
+    sid = b.journal()["backup_id"]
+    assert sid != killed
+    listing = {x["id"]: x for x in json.loads(b.backups("list", "--json").stdout)}
+    assert listing[sid]["verified"] is True and killed not in listing
+    names = b.tool.ok("ls", "snaps", opts=["--recursive"]).stdout
+    assert killed not in names, names
+    assert b.s.fingerprint() == b.s.before

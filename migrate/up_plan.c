@@ -131,6 +131,8 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(s, "exit_code", json_object_new_int(code));
 	json_object_object_add(s, "backup_id", json_object_new_string(j->backup_id));
 	json_object_object_add(s, "archive", json_object_new_string(j->archive));
+	if (j->snapshot_repo[0]) /* --archive-dir s3://: the repository holding backup backup_id */
+		json_object_object_add(s, "snapshot_repo", json_object_new_string(j->snapshot_repo));
 	json_object_object_add(s, "archive_bytes", json_object_new_int64((int64_t)ast->archive_bytes));
 	json_object_object_add(s, "data_bytes", json_object_new_int64((int64_t)ast->bytes));
 	json_object_object_add(s, "snapshot_seconds", json_object_new_double(ast->seconds));

@@ -269,6 +269,7 @@ def test_snapshot_is_a_backup_restorable_byte_for_byte_and_up_resumes(bed, tmp_p
     assert "verifying the snapshot left by the interrupted run: s3://" in r.stderr
     out = json.loads(r.stdout)["profiles"][0]
     assert out["result"] == "migrated" and out["archive"] == j["archive"]
+    assert out["snapshot_repo"] == b.repo and out["backup_id"] == sid
     assert container_state(UNIFIED) == "running"
     assert b.s.fingerprint() == b.s.before
     assert b.local_archives() == []

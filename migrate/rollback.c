@@ -57,11 +57,6 @@ static void usage(FILE *f)
 		"  --archive-dir s3://BUCKET/PREFIX  where --backup ID is looked up; the safety snapshot\n"
 		"                      then stays local (STACK/.hive-migrate/archives): undoing a\n"
 		"                      rollback must not depend on the network\n"
-		"Snapshot in an object store (up --archive-dir s3://...; the journal gives its location\n"
-		"and these options, which override it; credentials from AWS_ACCESS_KEY_ID/\n"
-		"AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or --s3-credentials-file, never recorded):\n"
-		"  --s3-endpoint URL, --s3-region REGION, --s3-uri-style path|host, --s3-ca-file FILE,\n"
-		"  --s3-credentials-file FILE, --s3-lock-ttl SECONDS\n" HM_REPO_CLI_PART_HELP
 		"  --health-timeout S  seconds to wait for health (default 120)\n"
 		"  --stop-timeout S    seconds given to containers to stop (default 30)\n"
 		"  --dry-run           print what would be done\n"
@@ -69,11 +64,17 @@ static void usage(FILE *f)
 		"  --yes               do not ask for confirmation (needed without a terminal for\n"
 		"                      --to-snapshot / --discard-new-writes when writes would be lost)\n"
 		"  --quiet             no progress lines\n"
-		"  -h, --help          this help\n\n"
+		"  -h, --help          this help\n"
+		"snapshot in an object store (up --archive-dir s3://...): the journal gives where it is\n"
+		"and its endpoint, region, addressing and CA file; these options override them. The\n"
+		"credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or\n"
+		"--s3-credentials-file (never recorded in the journal):\n"
+		"  --s3-endpoint URL, --s3-region REGION, --s3-uri-style path|host, --s3-ca-file FILE,\n"
+		"  --s3-credentials-file FILE, --s3-lock-ttl SECONDS\n" HM_REPO_CLI_PART_HELP "\n"
 		"exit codes: 0 rolled back, 36 rollback failed (run it again), 38 writes would be lost\n"
 		"and it was not confirmed, 39 cross-major migration without --discard-new-writes, 40\n"
 		"snapshot failed verification (nothing changed), 41 no migration to roll back, 33\n"
-		"locked; docs/exit-codes.md\n");
+		"locked, 25 the object store holding the snapshot failed; docs/exit-codes.md\n");
 }
 
 typedef struct rb_opts {

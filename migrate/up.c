@@ -79,7 +79,8 @@ static void usage(FILE *f)
 		"  --quiet                no progress lines\n"
 		"  -h, --help             this help\n\n"
 		"exit codes: 0 migrated, 35 failed and rolled back, 36 rollback failed, 37 refused by\n"
-		"preflight, 33 locked, 34 interrupted rollback pending; docs/exit-codes.md\n");
+		"preflight (also: the object store of --archive-dir s3:// unusable), 33 locked, 34\n"
+		"interrupted rollback pending; docs/exit-codes.md\n");
 }
 
 /* Parse a positive integer option. */

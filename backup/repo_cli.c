@@ -5,6 +5,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+int hm_repo_cli_part_size(const char *arg, size_t *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned long long mult;
+	} units[] = {{"", 1},		{"B", 1},
+		     {"K", 1ull << 10}, {"KiB", 1ull << 10},
+		     {"M", 1ull << 20}, {"MiB", 1ull << 20},
+		     {"G", 1ull << 30}, {"GiB", 1ull << 30}};
+	char *end;
+	if (!arg || arg[0] < '0' || arg[0] > '9')
+		return -1;
+	unsigned long long v = strtoull(arg, &end, 10);
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (v > (unsigned long long)HM_S3_MAX_PART / units[i].mult)
+			return -1;
+		v *= units[i].mult;
+		if (v < HM_S3_MIN_PART || v > HM_S3_MAX_PART)
+			return -1;
+		*out = (size_t)v;
+		return 0;
+	}
+	return -1;
+}
+
 int hm_repo_cli_option(hm_repo_cli *c, int opt, const char *arg)
 {
 	hm_s3_options *s = &c->conn.s3;
@@ -43,6 +70,17 @@ int hm_repo_cli_option(hm_repo_cli *c, int opt, const char *arg)
 		s->lock_ttl_s = (unsigned)v;
 		return 1;
 	}
+	case HM_REPO_OPT_S3_PART_SIZE:
+		if (hm_repo_cli_part_size(arg, &s->part_size) != 0) {
+			fprintf(stderr,
+				"hive-migrate: error: --s3-part-size must be 5MiB..512MiB (e.g. 8MiB, "
+				"64MiB), not "
+				"\"%s\" (hint: S3's minimum part is 5 MiB; each part in flight is held in "
+				"memory)\n",
+				arg);
+			return -1;
+		}
+		return 1;
 	case HM_REPO_OPT_KEY_FILE:
 		c->key_file = arg;
 		return 1;

@@ -12,28 +12,40 @@
 #include "repo.h"
 
 enum {
-	HM_REPO_OPT_S3_ENDPOINT = 0x1000,
+	HM_REPO_OPT_S3_ENDPOINT = 0x1200, /* above HM_STACK_OPT_BASE's range (up, rollback take both) */
 	HM_REPO_OPT_S3_REGION,
 	HM_REPO_OPT_S3_URI_STYLE,
 	HM_REPO_OPT_S3_CA_FILE,
 	HM_REPO_OPT_S3_CREDENTIALS_FILE,
 	HM_REPO_OPT_S3_LOCK_TTL,
+	HM_REPO_OPT_S3_PART_SIZE,
 	HM_REPO_OPT_KEY_FILE,
 	HM_REPO_OPT_PASSPHRASE_FILE,
 };
 
-/* Entries for a getopt_long table. */
-#define HM_REPO_LONGOPTS                                                                                     \
+/* Entries for a getopt_long table: the object-store options alone (up, rollback) ... */
+#define HM_REPO_S3_LONGOPTS                                                                                  \
 	{"s3-endpoint", required_argument, NULL, HM_REPO_OPT_S3_ENDPOINT},                                   \
 		{"s3-region", required_argument, NULL, HM_REPO_OPT_S3_REGION},                               \
 		{"s3-uri-style", required_argument, NULL, HM_REPO_OPT_S3_URI_STYLE},                         \
 		{"s3-ca-file", required_argument, NULL, HM_REPO_OPT_S3_CA_FILE},                             \
 		{"s3-credentials-file", required_argument, NULL, HM_REPO_OPT_S3_CREDENTIALS_FILE},           \
 		{"s3-lock-ttl", required_argument, NULL, HM_REPO_OPT_S3_LOCK_TTL},                           \
-		{"encrypt-key-file", required_argument, NULL, HM_REPO_OPT_KEY_FILE},                         \
+	{                                                                                                    \
+		"s3-part-size", required_argument, NULL, HM_REPO_OPT_S3_PART_SIZE                            \
+	}
+
+/* ... and with the encryption options (backup, backups, status). */
+#define HM_REPO_LONGOPTS                                                                                     \
+	HM_REPO_S3_LONGOPTS, {"encrypt-key-file", required_argument, NULL, HM_REPO_OPT_KEY_FILE},            \
 	{                                                                                                    \
 		"encrypt-passphrase-file", required_argument, NULL, HM_REPO_OPT_PASSPHRASE_FILE              \
 	}
+
+/* The part size option's help (also in up's and rollback's). */
+#define HM_REPO_CLI_PART_HELP                                                                                \
+	"  --s3-part-size SIZE   first multipart part size, 5MiB..512MiB (suffix KiB, MiB, GiB or\n"         \
+	"                        none for bytes; default 5MiB, doubling every 2000 parts)\n"
 
 #define HM_REPO_CLI_HELP                                                                                     \
 	"Repository (--repo DIR or --repo s3://BUCKET/PREFIX):\n"                                            \
@@ -46,7 +58,7 @@ enum {
 	"                        AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN and ~/.aws/credentials\n"           \
 	"                        (AWS_PROFILE); credentials are never options\n"                             \
 	"  --s3-lock-ttl SECONDS the lease of the repository lock (default 600): how long a run\n"           \
-	"                        that died blocks the next one\n"                                            \
+	"                        that died blocks the next one\n" HM_REPO_CLI_PART_HELP                      \
 	"Encryption at rest (docs/security.md):\n"                                                           \
 	"  --encrypt-key-file FILE         32 raw bytes or 64 hex digits, mode 0600 (else refused)\n"        \
 	"  --encrypt-passphrase-file FILE  a passphrase (0600); the key is derived with Argon2id\n"
@@ -60,6 +72,10 @@ typedef struct hm_repo_cli {
 /* Handle option opt (from HM_REPO_LONGOPTS) with its argument: 1 handled, 0 not one of
  * ours, -1 a bad value (a usage line was printed). */
 int hm_repo_cli_option(hm_repo_cli *c, int opt, const char *arg);
+
+/* Parse a part size ("8MiB", "64M", "5242880"): 0 with *out in bytes when it is within
+ * HM_S3_MIN_PART..HM_S3_MAX_PART, else -1. */
+int hm_repo_cli_part_size(const char *arg, size_t *out);
 
 /* The key or passphrase named on the command line (*out NULL when none). Refuses both at
  * once (HM_EXIT_USAGE) and a file others can read (HM_EXIT_PERMISSION). 0 or -1. */

@@ -128,6 +128,13 @@ typedef struct hm_journal {
 	char new_data_dir[PATH_MAX]; /* the new cluster while it is built (beside data_dir) */
 	char old_data_dir[PATH_MAX]; /* where the old directory is kept after the cut-over */
 	char dump_dir[PATH_MAX];     /* the logical copy (STACK/.hive-migrate/dump-PROFILE) */
+	/* up --archive-dir s3://... (migrate/up_snapshot_repo.h), optional ("" when absent: the
+	 * snapshot is the local file in archive). Never credentials. */
+	char snapshot_repo[PATH_MAX];	    /* s3://BUCKET/PREFIX holding backup backup_id */
+	char snapshot_s3_endpoint[512];	    /* --s3-endpoint as given ("" = default) */
+	char snapshot_s3_region[64];	    /* --s3-region ("" = environment, then us-east-1) */
+	char snapshot_s3_uri_style[8];	    /* "path", "host" or "" (auto) */
+	char snapshot_s3_ca_file[PATH_MAX]; /* --s3-ca-file ("" = the system's) */
 } hm_journal;
 
 const char *hm_step_name(hm_step s);

@@ -20,6 +20,7 @@
 #include "fingerprint.h"
 #include "health.h"
 #include "ownership.h"
+#include "up_snapshot_repo.h"
 
 int hm_mig_init(hm_mig *m, const char *stack_dir, const char *profile, hm_error *err)
 {
@@ -270,7 +271,9 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 			return -1;
 		hm_mig_log(m, "verifying and extracting the snapshot \"%s\"", archive);
 		hm_progress_init(&pr, stderr, "restore", 0, m->quiet);
-		if (hm_archive_extract(archive, restore_dir, &pr, &st, err) != 0) {
+		if ((hm_upsnap_is_remote(archive)
+			     ? hm_upsnap_extract(m, archive, restore_dir, &pr, err)
+			     : hm_archive_extract(archive, restore_dir, &pr, &st, err)) != 0) {
 			if (err->code != HM_EXIT_VERIFY_FAILED)
 				err->code = HM_EXIT_ROLLBACK_FAILED;
 			hm_error_prefix(err, "the snapshot cannot be restored; nothing was changed");

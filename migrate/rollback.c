@@ -13,6 +13,7 @@
 
 #include "../cli/commands.h"
 #include "../common/archive_dir.h"
+#include "../backup/repo_cli.h"
 #include "../common/fsutil.h"
 #include "compose.h"
 #include "major.h"
@@ -20,6 +21,7 @@
 #include "rollback_live.h"
 #include "rollback_snapshot.h"
 #include "stack_options.h"
+#include "up_snapshot_repo.h"
 
 static void usage(FILE *f)
 {
@@ -52,6 +54,9 @@ static void usage(FILE *f)
 		"  --no-safety-snapshot  do not archive the live data directory first\n"
 		"  --archive-dir DIR   where snapshots are, and the safety snapshot goes (default: beside\n"
 		"                      up's snapshot, STACK/.hive-migrate/archives)\n"
+		"  --archive-dir s3://BUCKET/PREFIX  where --backup ID is looked up; the safety snapshot\n"
+		"                      then stays local (STACK/.hive-migrate/archives): undoing a\n"
+		"                      rollback must not depend on the network\n"
 		"  --health-timeout S  seconds to wait for health (default 120)\n"
 		"  --stop-timeout S    seconds given to containers to stop (default 30)\n"
 		"  --dry-run           print what would be done\n"
@@ -59,11 +64,17 @@ static void usage(FILE *f)
 		"  --yes               do not ask for confirmation (needed without a terminal for\n"
 		"                      --to-snapshot / --discard-new-writes when writes would be lost)\n"
 		"  --quiet             no progress lines\n"
-		"  -h, --help          this help\n\n"
+		"  -h, --help          this help\n"
+		"snapshot in an object store (up --archive-dir s3://...): the journal gives where it is\n"
+		"and its endpoint, region, addressing and CA file; these options override them. The\n"
+		"credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or\n"
+		"--s3-credentials-file (never recorded in the journal):\n"
+		"  --s3-endpoint URL, --s3-region REGION, --s3-uri-style path|host, --s3-ca-file FILE,\n"
+		"  --s3-credentials-file FILE, --s3-lock-ttl SECONDS\n" HM_REPO_CLI_PART_HELP "\n"
 		"exit codes: 0 rolled back, 36 rollback failed (run it again), 38 writes would be lost\n"
 		"and it was not confirmed, 39 cross-major migration without --discard-new-writes, 40\n"
 		"snapshot failed verification (nothing changed), 41 no migration to roll back, 33\n"
-		"locked; docs/exit-codes.md\n");
+		"locked, 25 the object store holding the snapshot failed; docs/exit-codes.md\n");
 }
 
 typedef struct rb_opts {
@@ -77,6 +88,9 @@ typedef struct rb_opts {
 static int find_backup(const hm_mig *m, const rb_opts *o, char *out, size_t outsz, hm_error *err)
 {
 	char dir[PATH_MAX];
+	int remote = hm_upsnap_find_backup(m, o->archive_dir, o->backup, out, outsz, err);
+	if (remote <= 0) /* in an object store (up_snapshot_repo.c) */
+		return remote;
 	if (strchr(o->backup, '/')) {
 		if (snprintf(out, outsz, "%s", o->backup) >= (int)outsz)
 			return hm_error_set(err, HM_EXIT_INPUT, "path too long");
@@ -318,6 +332,7 @@ int hm_cmd_rollback(int argc, char **argv)
 						 {"yes", no_argument, NULL, 'y'},
 						 {"quiet", no_argument, NULL, 'q'},
 						 {"help", no_argument, NULL, 'h'},
+						 HM_REPO_S3_LONGOPTS,
 						 {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
@@ -380,6 +395,11 @@ int hm_cmd_rollback(int argc, char **argv)
 			usage(stdout);
 			return HM_EXIT_OK;
 		default:
+			sc = hm_upsnap_cli_option(c, optarg);
+			if (sc < 0)
+				return HM_EXIT_USAGE;
+			if (sc > 0)
+				break;
 			fprintf(stderr,
 				"hive-migrate: error: rollback: unknown or incomplete option \"%s\" (hint: "
 				"hive-migrate rollback --help)\n",

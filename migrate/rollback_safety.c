@@ -17,6 +17,7 @@
 #include "../common/progress.h"
 #include "../common/version.h"
 #include "rollback_live.h"
+#include "up_snapshot_repo.h"
 
 /* Metadata of the safety archive (no secrets). */
 static char *metadata(const hm_mig *m, const char *id)
@@ -54,9 +55,9 @@ int hm_rb_safety_snapshot(hm_mig *m, const char *archive_dir, hm_error *err)
 	if (!j->safety_archive[0]) {
 		uuid_t u;
 		char id[40], name[96], base[PATH_MAX];
-		if (archive_dir)
+		if (archive_dir && !hm_upsnap_is_remote(archive_dir)) /* s3: kept local */
 			snprintf(dir, sizeof dir, "%s", archive_dir);
-		else if (j->archive[0] &&
+		else if (j->archive[0] && !hm_upsnap_is_remote(j->archive) &&
 			 hm_path_split(j->archive, dir, sizeof dir, base, sizeof base, err) == 0)
 			;
 		else if (hm_path_join(dir, sizeof dir, m->state_dir, "archives", err) != 0)

@@ -9,6 +9,7 @@
 #include "../common/archive_dir.h"
 #include "rollback_live.h"
 #include "rollback_report.h"
+#include "up_snapshot_repo.h"
 
 int hm_rb_report_left_out(hm_mig *m, const char *verb, json_object **left_out, hm_error *err)
 {
@@ -88,8 +89,11 @@ int hm_rb_to_snapshot(hm_mig *m, const hm_rb_snapshot_opts *o, hm_error *err)
 		/* refused before anything changes, as the plain rollback does */
 		if (j->rb_step < HM_RB_EXTRACTED) {
 			hm_mig_log(m, "verifying the snapshot \"%s\" before anything changes", archive);
-			if (hm_archive_verify(archive, NULL, &st, err) != 0) {
-				if (err->code != HM_EXIT_VERIFY_FAILED && err->code != HM_EXIT_INPUT)
+			if ((hm_upsnap_is_remote(archive)
+				     ? hm_upsnap_verify(m, archive, err)
+				     : hm_archive_verify(archive, NULL, &st, err)) != 0) {
+				if (err->code != HM_EXIT_VERIFY_FAILED && err->code != HM_EXIT_INPUT &&
+				    !hm_upsnap_is_remote(archive)) /* s3: 25, 22, 41 as they are */
 					err->code = HM_EXIT_VERIFY_FAILED;
 				return hm_error_prefix(
 					err, "the snapshot cannot be restored; nothing was changed");

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../cli/commands.h"
+#include "../backup/repo_cli.h"
 #include "../common/fsutil.h"
 #include "compose.h"
 #include "fingerprint.h"
@@ -21,6 +22,7 @@
 #include "migration.h"
 #include "stack_options.h"
 #include "up_int.h"
+#include "up_snapshot_repo.h"
 
 static void usage(FILE *f)
 {
@@ -42,6 +44,19 @@ static void usage(FILE *f)
 		"./docker/templates)\n"
 		"  --archive-dir DIR      where the snapshot goes (default STACK/.hive-migrate/archives;\n"
 		"                         --snapshot-dir is the same option)\n"
+		"  --archive-dir s3://BUCKET/PREFIX  the snapshot goes to an object store instead, as an\n"
+		"                         offline backup of that repository (backups list/verify/restore\n"
+		"                         --repo s3://... see it), verified in full from there before\n"
+		"                         anything changes; a rollback then needs the network and the\n"
+		"                         credentials (docs/migration.md, \"Snapshot to an object store\")\n"
+		"  --s3-endpoint URL      the S3 server (https://host[:port]); default AWS for the region\n"
+		"  --s3-region REGION     default AWS_REGION, AWS_DEFAULT_REGION, then us-east-1\n"
+		"  --s3-uri-style path|host  addressing (default: host, or path for an IP endpoint)\n"
+		"  --s3-ca-file FILE      CA bundle for a private endpoint (TLS is always verified)\n"
+		"  --s3-credentials-file FILE  a 0600 credentials file, after AWS_ACCESS_KEY_ID/\n"
+		"                         AWS_SECRET_ACCESS_KEY and ~/.aws/credentials; never recorded\n"
+		"  --s3-lock-ttl SECONDS  the lease of the repository's lock (default "
+		"600)\n" HM_REPO_CLI_PART_HELP
 		"  --container-name NAME  unified container name (default hive-PROFILE-unified)\n"
 		"  --name-prefix PREFIX   default container name becomes PREFIXhive-PROFILE-unified\n"
 		"                         (the way to name both containers of --profile all)\n"
@@ -64,7 +79,8 @@ static void usage(FILE *f)
 		"  --quiet                no progress lines\n"
 		"  -h, --help             this help\n\n"
 		"exit codes: 0 migrated, 35 failed and rolled back, 36 rollback failed, 37 refused by\n"
-		"preflight, 33 locked, 34 interrupted rollback pending; docs/exit-codes.md\n");
+		"preflight (also: the object store of --archive-dir s3:// unusable), 33 locked, 34\n"
+		"interrupted rollback pending; docs/exit-codes.md\n");
 }
 
 /* Parse a positive integer option. */
@@ -361,6 +377,7 @@ static int parse_args(int argc, char **argv, hm_up_opts *o)
 						 {"yes", no_argument, NULL, 'y'},
 						 {"quiet", no_argument, NULL, 'q'},
 						 {"help", no_argument, NULL, 'h'},
+						 HM_REPO_S3_LONGOPTS,
 						 {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
@@ -450,6 +467,11 @@ static int parse_args(int argc, char **argv, hm_up_opts *o)
 			usage(stdout);
 			return HM_EXIT_OK;
 		default:
+			sc = hm_upsnap_cli_option(c, optarg);
+			if (sc < 0)
+				return HM_EXIT_USAGE;
+			if (sc > 0)
+				break;
 			fprintf(stderr,
 				"hive-migrate: error: up: unknown or incomplete option \"%s\" (hint: "
 				"hive-migrate up --help)\n",

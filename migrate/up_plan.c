@@ -11,6 +11,7 @@
 #include "migration.h"
 #include "preflight.h"
 #include "up_int.h"
+#include "up_snapshot_repo.h"
 
 /* Everything `check` checks, plus what up itself needs (image, ports, a running stack).
  * Refusals are HM_EXIT_PREFLIGHT; nothing has changed when this fails. */
@@ -22,7 +23,9 @@ int hm_up_preflight(hm_mig *m, const hm_up_opts *o, hm_error *err)
 	hm_preflight_opts_init(&po);
 	po.data_dir = m->stack.pgdata;
 	po.image = m->j.image;
-	po.snapshot_dir = o->archive_dir ? o->archive_dir : m->stack_dir;
+	/* a snapshot in an object store needs no local room beside the stack's own */
+	po.snapshot_dir =
+		o->archive_dir && !hm_upsnap_is_remote(o->archive_dir) ? o->archive_dir : m->stack_dir;
 	po.host = hm_mig_split_params(m).host;
 	po.port = m->stack.pg_port;
 	po.user = m->stack.db_user;
@@ -75,6 +78,8 @@ int hm_up_preflight(hm_mig *m, const hm_up_opts *o, hm_error *err)
 		hm_error_hint(err, "free it or pass --pg-port");
 		goto cleanup;
 	}
+	if (hm_upsnap_preflight(m, o->archive_dir, err) != 0)
+		goto cleanup;
 	rc = 0;
 cleanup:
 	hm_preflight_report_free(&r);
@@ -95,8 +100,9 @@ void hm_up_print_plan(const hm_mig *m, const hm_up_opts *o)
 		printf(" %s", m->stack.api_services[i]);
 	printf(" %s (docker compose %s stop -t %d); require \"shut down\"\n", m->stack.pg_service, desc,
 	       m->stop_timeout);
-	printf("  4. snapshot %s into %s/<uuid>.tar.zst, then verify it\n", j->data_dir,
-	       o->archive_dir ? o->archive_dir : "STACK/.hive-migrate/archives");
+	char step4[PATH_MAX * 2 + 512];
+	hm_upsnap_plan_line(m, o->archive_dir, step4, sizeof step4);
+	fputs(step4, stdout);
 	printf("  5. change owners below %s to %d:%d (undo record kept)\n", j->data_dir, HM_UP_UNIFIED_UID,
 	       HM_UP_UNIFIED_GID);
 	printf("  6. start %s from %s (project %s), API port %d, PostgreSQL 127.0.0.1:%d\n",
@@ -125,6 +131,8 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(s, "exit_code", json_object_new_int(code));
 	json_object_object_add(s, "backup_id", json_object_new_string(j->backup_id));
 	json_object_object_add(s, "archive", json_object_new_string(j->archive));
+	if (j->snapshot_repo[0]) /* --archive-dir s3://: the repository holding backup backup_id */
+		json_object_object_add(s, "snapshot_repo", json_object_new_string(j->snapshot_repo));
 	json_object_object_add(s, "archive_bytes", json_object_new_int64((int64_t)ast->archive_bytes));
 	json_object_object_add(s, "data_bytes", json_object_new_int64((int64_t)ast->bytes));
 	json_object_object_add(s, "snapshot_seconds", json_object_new_double(ast->seconds));

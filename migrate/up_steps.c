@@ -25,6 +25,7 @@
 #include "ownership.h"
 #include "rollback_settings.h"
 #include "up_int.h"
+#include "up_snapshot_repo.h"
 
 /* Connection parameters of the unified container's database. */
 static hm_pg_params unified_params(const hm_mig *m)
@@ -110,6 +111,8 @@ static int snapshot(hm_mig *m, const hm_up_opts *o, const hm_pg_control *pc, hm_
 {
 	hm_journal *j = &m->j;
 	char dir[PATH_MAX];
+	if (j->snapshot_repo[0]) /* --archive-dir s3://... (up_snapshot_repo.c) */
+		return hm_upsnap_take(m, st, t, err);
 	if (o->archive_dir)
 		snprintf(dir, sizeof dir, "%s", o->archive_dir);
 	else if (hm_path_join(dir, sizeof dir, m->state_dir, "archives", err) != 0)

@@ -220,7 +220,7 @@ static int submit(s3_write *w, int more, hm_error *err)
 	if (w->nparts >= HM_S3_MAX_PARTS)
 		return hm_error_set(err, HM_EXIT_INPUT,
 				    "s3: %s is larger than %d parts (the last of %zu MiB); give a size hint "
-				    "or a larger part size",
+				    "or a larger part size (--s3-part-size)",
 				    w->name, HM_S3_MAX_PARTS, w->cur_size >> 20);
 	/* At most `parallel` parts in flight: wait for one to finish before starting this one. */
 	if (drain(w, w->nslots - 2, err) != 0)

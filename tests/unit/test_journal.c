@@ -216,6 +216,43 @@ static void test_rollback_fields(void **state)
 	assert_int_equal(hm_journal_decode(bad, "bad", &b, &err), -1);
 }
 
+/* The snapshot in an object store (issue 12): location and non-secret options round-trip;
+ * a journal without them has a local snapshot. */
+static void test_snapshot_repo_fields(void **state)
+{
+	(void)state;
+	hm_journal a, b;
+	hm_error err = {0};
+	char *s = NULL;
+	hm_journal_init(&a, "agent", "/srv/s");
+	snprintf(a.snapshot_repo, sizeof a.snapshot_repo, "s3://hive-backups/migration");
+	snprintf(a.backup_id, sizeof a.backup_id, "20261203T171532.301Z-4bd89bd6");
+	snprintf(a.archive, sizeof a.archive, "s3://hive-backups/migration/%s/data.tar.zst", a.backup_id);
+	snprintf(a.snapshot_s3_endpoint, sizeof a.snapshot_s3_endpoint, "https://s3.example.net:8443");
+	snprintf(a.snapshot_s3_region, sizeof a.snapshot_s3_region, "eu-west-1");
+	snprintf(a.snapshot_s3_uri_style, sizeof a.snapshot_s3_uri_style, "path");
+	snprintf(a.snapshot_s3_ca_file, sizeof a.snapshot_s3_ca_file, "/etc/hive/ca.pem");
+	assert_int_equal(hm_journal_encode(&a, &s, &err), 0);
+	assert_int_equal(hm_journal_decode(s, "t", &b, &err), 0);
+	free(s);
+	assert_string_equal(b.snapshot_repo, a.snapshot_repo);
+	assert_string_equal(b.backup_id, a.backup_id);
+	assert_string_equal(b.archive, a.archive);
+	assert_string_equal(b.snapshot_s3_endpoint, a.snapshot_s3_endpoint);
+	assert_string_equal(b.snapshot_s3_region, "eu-west-1");
+	assert_string_equal(b.snapshot_s3_uri_style, "path");
+	assert_string_equal(b.snapshot_s3_ca_file, "/etc/hive/ca.pem");
+	const char *old = "{\"version\":1,\"step\":\"done\",\"status\":\"done\",\"rollback_step\":\"none\","
+			  "\"profile\":\"agent\",\"stack_dir\":\"/s\",\"backup_id\":\"\",\"archive\":\"/a\","
+			  "\"manifest_sha256\":\"\",\"data_dir\":\"/d\",\"pgdata\":\"/d/pgdata\","
+			  "\"fingerprint_file\":\"\",\"chown_file\":\"\",\"env_file\":\"\","
+			  "\"template_file\":\"\",\"unified_project\":\"\",\"unified_container\":\"u\","
+			  "\"image\":\"\",\"restore_dir\":\"\",\"displaced_dir\":\"\",\"failure\":\"\"}";
+	assert_int_equal(hm_journal_decode(old, "old", &b, &err), 0);
+	assert_string_equal(b.snapshot_repo, "");
+	assert_string_equal(b.snapshot_s3_endpoint, "");
+}
+
 /* Which rollback runs, by journal state and --to-snapshot. */
 static void test_rollback_mode(void **state)
 {
@@ -251,10 +288,11 @@ static void test_rollback_mode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names_round_trip), cmocka_unit_test(test_encode_decode),
-		cmocka_unit_test(test_decode_strict),	 cmocka_unit_test(test_save_load),
-		cmocka_unit_test(test_resume_table),	 cmocka_unit_test(test_needs_restore),
-		cmocka_unit_test(test_rollback_fields),	 cmocka_unit_test(test_rollback_mode),
+		cmocka_unit_test(test_names_round_trip),     cmocka_unit_test(test_encode_decode),
+		cmocka_unit_test(test_decode_strict),	     cmocka_unit_test(test_save_load),
+		cmocka_unit_test(test_resume_table),	     cmocka_unit_test(test_needs_restore),
+		cmocka_unit_test(test_rollback_fields),	     cmocka_unit_test(test_rollback_mode),
+		cmocka_unit_test(test_snapshot_repo_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

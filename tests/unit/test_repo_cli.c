@@ -50,6 +50,34 @@ static void bad_values_are_refused(void **state)
 	assert_int_equal(c.conn.s3.lock_ttl_s, 0);
 }
 
+/* --s3-part-size: units, bounds (5 MiB .. the driver's 512 MiB), junk refused. */
+static void part_sizes(void **state)
+{
+	(void)state;
+	size_t v = 0;
+	assert_int_equal(hm_repo_cli_part_size("5MiB", &v), 0);
+	assert_int_equal(v, 5u << 20);
+	assert_int_equal(hm_repo_cli_part_size("64M", &v), 0);
+	assert_int_equal(v, 64u << 20);
+	assert_int_equal(hm_repo_cli_part_size("6291456", &v), 0);
+	assert_int_equal(v, 6u << 20);
+	assert_int_equal(hm_repo_cli_part_size("512MiB", &v), 0);
+	assert_int_equal(hm_repo_cli_part_size("1K", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("4MiB", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("1GiB", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("5GiB", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("99999999999999999999G", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("-5MiB", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("8 MiB", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("8XB", &v), -1);
+	assert_int_equal(hm_repo_cli_part_size("", &v), -1);
+	hm_repo_cli c;
+	memset(&c, 0, sizeof c);
+	assert_int_equal(hm_repo_cli_option(&c, HM_REPO_OPT_S3_PART_SIZE, "8MiB"), 1);
+	assert_int_equal(c.conn.s3.part_size, 8u << 20);
+	assert_int_equal(hm_repo_cli_option(&c, HM_REPO_OPT_S3_PART_SIZE, "1MiB"), -1);
+}
+
 static void secrets(void **state)
 {
 	(void)state;
@@ -74,6 +102,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(options_land_in_their_fields),
 		cmocka_unit_test(bad_values_are_refused),
+		cmocka_unit_test(part_sizes),
 		cmocka_unit_test(secrets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,7 +118,8 @@ void hm_journal_init(hm_journal *j, const char *profile, const char *stack_dir)
 	X(unified_container) X(image) X(restore_dir) X(displaced_dir) X(failure)
 /* Fields a journal of an earlier version may lack: empty when absent. */
 #define OPT_STR_FIELDS(X) X(project_dir) X(project_name) X(db_service) X(api_service) \
-	X(safety_archive) X(unified_fingerprint_file) X(unified_stop_state) X(settings_dir)
+	X(safety_archive) X(unified_fingerprint_file) X(unified_stop_state) X(settings_dir) \
+	X(precopy) X(precopy_sha256)
 /* clang-format on */
 
 int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)

@@ -128,6 +128,13 @@ typedef struct hm_journal {
 	char new_data_dir[PATH_MAX]; /* the new cluster while it is built (beside data_dir) */
 	char old_data_dir[PATH_MAX]; /* where the old directory is kept after the cut-over */
 	char dump_dir[PATH_MAX];     /* the logical copy (STACK/.hive-migrate/dump-PROFILE) */
+	/* The pre-copy of the snapshot (migrate/up_precopy.h, issue 13), optional in the file:
+	 * "precopy" is "" (none: the whole snapshot after the stop), "base" (base archive and
+	 * its record verified before the stop), "delta" (delta verified after it: the snapshot
+	 * is base + delta until merged), "merged" (archive is the one snapshot) or "off" (given
+	 * up: the whole snapshot is taken after the stop). */
+	char precopy[16];
+	char precopy_sha256[65]; /* digest of the base's record file (ID.base.stat) */
 } hm_journal;
 
 const char *hm_step_name(hm_step s);

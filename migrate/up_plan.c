@@ -95,8 +95,17 @@ void hm_up_print_plan(const hm_mig *m, const hm_up_opts *o)
 		printf(" %s", m->stack.api_services[i]);
 	printf(" %s (docker compose %s stop -t %d); require \"shut down\"\n", m->stack.pg_service, desc,
 	       m->stop_timeout);
-	printf("  4. snapshot %s into %s/<uuid>.tar.zst, then verify it\n", j->data_dir,
-	       o->archive_dir ? o->archive_dir : "STACK/.hive-migrate/archives");
+	if (!o->no_precopy)
+		printf("  2a. before step 2, while the split stack runs: pre-copy %s into "
+		       "%s/<uuid>.base.tar.zst, verify it\n",
+		       j->data_dir, o->archive_dir ? o->archive_dir : "STACK/.hive-migrate/archives");
+	if (!o->no_precopy)
+		printf("  4. archive what changed since the pre-copy into <uuid>.delta.tar.zst, verify "
+		       "it (the whole snapshot if the pre-copy cannot be used); after step 7, merge "
+		       "both into <uuid>.tar.zst\n");
+	else
+		printf("  4. snapshot %s into %s/<uuid>.tar.zst, then verify it\n", j->data_dir,
+		       o->archive_dir ? o->archive_dir : "STACK/.hive-migrate/archives");
 	printf("  5. change owners below %s to %d:%d (undo record kept)\n", j->data_dir, HM_UP_UNIFIED_UID,
 	       HM_UP_UNIFIED_GID);
 	printf("  6. start %s from %s (project %s), API port %d, PostgreSQL 127.0.0.1:%d\n",
@@ -153,6 +162,12 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(st, "health", json_object_new_double(t->health));
 	json_object_object_add(st, "fingerprint", json_object_new_double(t->fingerprint));
 	json_object_object_add(st, "pg_ready", json_object_new_double(t->pg_ready));
+	json_object_object_add(st, "precopy", json_object_new_double(t->precopy));
+	json_object_object_add(st, "precopy_verify", json_object_new_double(t->precopy_verify));
+	json_object_object_add(st, "delta", json_object_new_double(t->delta));
+	json_object_object_add(st, "delta_verify", json_object_new_double(t->delta_verify));
+	json_object_object_add(st, "merge", json_object_new_double(t->merge));
+	json_object_object_add(s, "precopy", json_object_new_string(j->precopy));
 	json_object_object_add(s, "fingerprint_during_health", json_object_new_boolean(t->fp_concurrent));
 steps_done:
 	json_object_object_add(s, "step_seconds", st);

@@ -363,8 +363,10 @@ int hm_delta_full_manifest(const hm_manifest *delta, const hm_manifest *reused, 
 		hm_error_prefix(err, "the delta and the base both hold an entry");
 		goto fail;
 	}
-	if (!hm_manifest_find(out, "."))
-		return hm_error_set(err, HM_EXIT_VERIFY_FAILED, "the delta lacks the top directory");
+	if (!hm_manifest_find(out, ".")) {
+		hm_error_set(err, HM_EXIT_VERIFY_FAILED, "the delta lacks the top directory");
+		goto fail;
+	}
 	return 0;
 fail:
 	hm_manifest_free(out);

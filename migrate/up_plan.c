@@ -3,6 +3,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../common/progress.h"
 #include "compose.h"
@@ -125,6 +126,13 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 {
 	const hm_journal *j = &m->j;
 	double downtime = j->healthy_at > 0 && j->stopped_at > 0 ? j->healthy_at - j->stopped_at : -1;
+	hm_archive_stats merged;
+	struct stat sb;
+	if (!strcmp(j->precopy, "merged") && stat(j->archive, &sb) == 0) {
+		merged = *ast; /* the one archive now, not its two parts */
+		merged.archive_bytes = (uint64_t)sb.st_size;
+		ast = &merged;
+	}
 	json_object *s = json_object_new_object();
 	json_object_object_add(s, "profile", json_object_new_string(m->profile));
 	json_object_object_add(s, "result",

@@ -46,6 +46,7 @@ typedef struct writer {
 	hm_manifest manifest;
 	hm_progress *progress;
 	hm_archive_stats *stats;
+	const hm_archive_hooks *hooks; /* the pre-copy's, or NULL */
 	/* sink mode (hm_archive_dir_create_sink): where the archive's bytes go */
 	hm_archive_sink sink;
 	void *sink_ctx;
@@ -212,6 +213,67 @@ done:
 	return rc;
 }
 
+/* Live mode (hooks->live): stream a regular file open as fd (not closed here) that a
+ * server may be writing, exactly st->st_size bytes: a file that shrinks is zero-padded, one
+ * that grows is cut, and either is reported *torn (its bytes are then never trusted:
+ * archive_delta.h). The digest is of the bytes archived. */
+static int write_live_file(writer *w, int fd, const char *abspath, const struct stat *st, char *hex,
+			   int *torn, hm_error *err)
+{
+	uint64_t total = 0, size = (uint64_t)st->st_size;
+	hm_sha256 *h = hm_sha256_new();
+	*torn = 0;
+	if (!h)
+		return hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+	while (total < size) {
+		size_t want = size - total < IO_BUF ? (size_t)(size - total) : IO_BUF;
+		ssize_t n = *torn ? 0 : read(fd, w->buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			hm_error_errno(err, errno, "read", abspath);
+			goto fail;
+		}
+		if (n == 0) { /* shrank: pad to the size in the member's header */
+			*torn = 1;
+			memset(w->buf, 0, want);
+			n = (ssize_t)want;
+		}
+		hm_sha256_update(h, w->buf, (size_t)n);
+		if (archive_write_data(w->a, w->buf, (size_t)n) != n) {
+			wfail(w, err, "write archive", w->archive_path);
+			goto fail;
+		}
+		total += (uint64_t)n;
+		hm_progress_add(w->progress, (uint64_t)n);
+		if (w->hooks->throttle_us > 0)
+			usleep((useconds_t)w->hooks->throttle_us);
+	}
+	char one;
+	if (!*torn && read(fd, &one, 1) > 0)
+		*torn = 1; /* grew */
+	hm_sha256_final_hex(h, hex);
+	return 0;
+fail:
+	hm_sha256_free(h);
+	return -1;
+}
+
+/* A regular file's data in live mode, and the pre-copy's record of it (file_done). */
+static int write_live_member(writer *w, int fd, const char *abspath, const char *rel, const struct stat *st,
+			     char *hex, hm_error *err)
+{
+	int torn = 0;
+	struct stat after;
+	if (write_live_file(w, fd, abspath, st, hex, &torn, err) != 0)
+		return -1;
+	if (fstat(fd, &after) != 0)
+		return hm_error_errno(err, errno, "stat", abspath);
+	if (w->hooks->file_done && w->hooks->file_done(w->hooks->ctx, rel, st, &after, hex, torn, err) != 0)
+		return -1;
+	return 0;
+}
+
 static int cmp_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -278,8 +340,11 @@ static int walk(writer *w, int dirfd, const char *name, const char *abspath, con
 	int n = 0, rc = -1, fd = -1;
 	hm_manifest_entry me = {0};
 
+	int live = w->hooks && w->hooks->live;
 	if (fstatat(dirfd, name, &st, dirfd == AT_FDCWD ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
-		return hm_error_errno(err, errno, "stat", abspath);
+		return live && errno == ENOENT && depth > 0 ? 0 : hm_error_errno(err, errno, "stat", abspath);
+	if (live && depth > 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		return 0; /* a special file: the delta after the stop decides */
 	if (S_ISREG(st.st_mode))
 		me.type = HM_ENTRY_FILE;
 	else if (S_ISDIR(st.st_mode))
@@ -300,12 +365,27 @@ static int walk(writer *w, int dirfd, const char *name, const char *abspath, con
 			    O_RDONLY | O_CLOEXEC | O_NONBLOCK | (me.type == HM_ENTRY_DIR ? O_DIRECTORY : 0) |
 				    (dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
 		struct stat fst;
+		if (fd < 0 && live && depth > 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR))
+			return 0; /* gone or replaced since the stat: the delta decides */
 		if (fd < 0 || fstat(fd, &fst) != 0)
 			return hm_error_errno(err, errno, "open", abspath);
+		if (live && (fst.st_mode & S_IFMT) == (st.st_mode & S_IFMT))
+			st = fst; /* the inode that is read is the one recorded */
 		if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+			if (live) {
+				close(fd);
+				return 0;
+			}
 			close(fd);
 			return hm_error_set(err, HM_EXIT_IO, "\"%s\" changed while being archived", abspath),
 			       hm_error_hint(err, "stop whatever writes to the directory and retry");
+		}
+	}
+	if (me.type == HM_ENTRY_FILE && w->hooks && w->hooks->skip_file) {
+		int sk = w->hooks->skip_file(w->hooks->ctx, rel, &st, err);
+		if (sk != 0) {
+			close(fd);
+			return sk > 0 ? 0 : -1; /* left out: reused from the base */
 		}
 	}
 	me.path = (char *)rel;
@@ -353,10 +433,15 @@ static int walk(writer *w, int dirfd, const char *name, const char *abspath, con
 		goto cleanup;
 	}
 	if (me.type == HM_ENTRY_FILE) {
-		int ffd = fd;
-		fd = -1;
-		if (write_file_data(w, ffd, abspath, &st, me.sha256, err) != 0)
-			goto cleanup;
+		if (live) {
+			if (write_live_member(w, fd, abspath, rel, &st, me.sha256, err) != 0)
+				goto cleanup;
+		} else {
+			int ffd = fd;
+			fd = -1;
+			if (write_file_data(w, ffd, abspath, &st, me.sha256, err) != 0)
+				goto cleanup;
+		}
 		w->stats->files++;
 		w->stats->bytes += me.size;
 	}
@@ -395,6 +480,14 @@ cleanup:
 	free(mname);
 	free(target);
 	return rc;
+}
+
+static int setup_archive(writer *w, const hm_archive_opts *opts, hm_error *err);
+
+int hm_ad_setup_writer(struct archive *a, const hm_archive_opts *opts, const char *path, hm_error *err)
+{
+	writer w = {.a = a, .archive_path = path};
+	return setup_archive(&w, opts, err);
 }
 
 /* Formats and filters of a new archive (pax, binary names, zstd at opts' level with its
@@ -449,6 +542,7 @@ static int begin_create(writer *w, const char *srcdir, const char *archive_path,
 	memset(stats, 0, sizeof *stats);
 	hm_manifest_init(&w->manifest);
 	w->stats = stats;
+	w->hooks = opts->hooks;
 	w->progress = opts->progress;
 	w->archive_path = display;
 	if (!opts->metadata_json)

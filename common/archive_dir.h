@@ -30,12 +30,30 @@
 #include "error.h"
 #include "progress.h"
 
+/* Hooks of the pre-copy (common/archive_delta.h, issue 13); NULL in hm_archive_opts for a
+ * plain archive. live: the tree is read while a server writes to it: an entry that vanishes
+ * or is a special file is left out, a regular file is archived at the size of its first
+ * fstat (zero-padded if it shrinks, cut if it grows) and reported torn, and file_done gets
+ * the fstat of the open file before and after its data was read. skip_file (when set) is
+ * asked before a regular file's member is written: 1 leaves it out of the archive and its
+ * manifest (the caller accounts for it), 0 archives it, -1 fails. throttle_us: a pause
+ * after each chunk read in live mode (a test hook that widens the pre-copy's window). */
+typedef struct hm_archive_hooks {
+	void *ctx;
+	int live;
+	int throttle_us;
+	int (*skip_file)(void *ctx, const char *rel, const struct stat *st, hm_error *err);
+	int (*file_done)(void *ctx, const char *rel, const struct stat *before, const struct stat *after,
+			 const char *sha256, int torn, hm_error *err);
+} hm_archive_hooks;
+
 /* Options for hm_archive_dir_create. Zero-initialise, then set what you need. */
 typedef struct hm_archive_opts {
-	const char *metadata_json; /* required: a JSON object (text) stored in the archive */
-	int zstd_level;		   /* 0 = default (1) */
-	int zstd_threads;	   /* 0 = number of online CPUs; 1 = single-threaded */
-	hm_progress *progress;	   /* optional: fed with bytes read from the source */
+	const char *metadata_json;     /* required: a JSON object (text) stored in the archive */
+	int zstd_level;		       /* 0 = default (1) */
+	int zstd_threads;	       /* 0 = number of online CPUs; 1 = single-threaded */
+	hm_progress *progress;	       /* optional: fed with bytes read from the source */
+	const hm_archive_hooks *hooks; /* optional: the pre-copy's (above) */
 } hm_archive_opts;
 
 /* What was archived / verified / extracted. */
@@ -78,6 +96,12 @@ int hm_archive_dir_create_sink(const char *srcdir, hm_archive_sink sink, void *c
  * (HM_EXIT_INPUT if it cannot be opened). */
 int hm_archive_verify(const char *archive_path, hm_progress *progress, hm_archive_stats *stats,
 		      hm_error *err);
+
+/* hm_archive_verify, and the verified manifest into *out (hm_manifest_free it; manifest.h).
+ * 0 or -1 (*out then empty). */
+struct hm_manifest;
+int hm_archive_verify_manifest(const char *archive_path, hm_progress *progress, hm_archive_stats *stats,
+			       struct hm_manifest *out, hm_error *err);
 
 /* The same on an open archive (read from its start; not closed); path names it. */
 int hm_archive_verify_fd(int fd, const char *path, hm_progress *progress, hm_archive_stats *stats,

@@ -402,6 +402,19 @@ int hm_archive_verify(const char *archive_path, hm_progress *progress, hm_archiv
 	return rc;
 }
 
+int hm_archive_verify_manifest(const char *archive_path, hm_progress *progress, hm_archive_stats *stats,
+			       hm_manifest *out, hm_error *err)
+{
+	hm_archive_stats local;
+	hm_manifest_init(out);
+	int fd = open_archive(archive_path, err);
+	if (fd < 0)
+		return -1;
+	int rc = scan(fd, archive_path, NULL, NULL, progress, stats ? stats : &local, out, err);
+	close(fd);
+	return rc;
+}
+
 int hm_archive_read_metadata(const char *archive_path, char **json, hm_error *err)
 {
 	struct archive_entry *ae;

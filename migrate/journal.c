@@ -120,7 +120,7 @@ void hm_journal_init(hm_journal *j, const char *profile, const char *stack_dir)
 #define OPT_STR_FIELDS(X) X(project_dir) X(project_name) X(db_service) X(api_service) \
 	X(safety_archive) X(unified_fingerprint_file) X(unified_stop_state) X(settings_dir) \
 	X(snapshot_repo) X(snapshot_s3_endpoint) X(snapshot_s3_region) X(snapshot_s3_uri_style) \
-	X(snapshot_s3_ca_file)
+	X(snapshot_s3_ca_file) X(precopy) X(precopy_sha256)
 /* clang-format on */
 
 int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)

@@ -135,6 +135,13 @@ typedef struct hm_journal {
 	char snapshot_s3_region[64];	    /* --s3-region ("" = environment, then us-east-1) */
 	char snapshot_s3_uri_style[8];	    /* "path", "host" or "" (auto) */
 	char snapshot_s3_ca_file[PATH_MAX]; /* --s3-ca-file ("" = the system's) */
+	/* The pre-copy of the snapshot (migrate/up_precopy.h, issue 13), optional in the file:
+	 * "precopy" is "" (none: the whole snapshot after the stop), "base" (base archive and
+	 * its record verified before the stop), "delta" (delta verified after it: the snapshot
+	 * is base + delta until merged), "merged" (archive is the one snapshot) or "off" (given
+	 * up: the whole snapshot is taken after the stop). */
+	char precopy[16];
+	char precopy_sha256[65]; /* digest of the base's record file (ID.base.stat) */
 } hm_journal;
 
 const char *hm_step_name(hm_step s);

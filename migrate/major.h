@@ -92,7 +92,7 @@ int hm_major_locale_map_lookup(const char *map, const char *old, char *out, size
 
 /* Test hooks. HIVE_MIGRATE_FAULT=POINT kills the process at POINT (hm_fault_point);
  * HIVE_MIGRATE_FAIL=POINT makes the step at POINT fail with an error instead, so that the
- * automatic rollback runs; HIVE_MIGRATE_PAUSE=POINT stops the process (SIGSTOP) there until
+ * automatic rollback runs; HIVE_MIGRATE_PAUSE=POINT[,POINT...] stops the process (SIGSTOP) there until
  * it gets SIGCONT (a test fills the disk meanwhile). -1 with err set when a failure fires. */
 int hm_major_fail_point(const char *point, hm_error *err);
 

@@ -21,6 +21,7 @@
 #include "health.h"
 #include "ownership.h"
 #include "up_snapshot_repo.h"
+#include "up_precopy.h"
 
 int hm_mig_init(hm_mig *m, const char *stack_dir, const char *profile, hm_error *err)
 {
@@ -245,6 +246,10 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 	/* 1. the snapshot, extracted next to the data directory: a bad archive stops here */
 	if (restore && j->rb_step < HM_RB_EXTRACTED) {
 		hm_progress pr;
+		if (!archive_override && hm_up_precopy_materialize(m, err) != 0) { /* base + delta */
+			err->code = HM_EXIT_ROLLBACK_FAILED;
+			return -1;
+		}
 		hm_archive_stats st;
 		if (!archive[0])
 			return hm_error_set(err, HM_EXIT_ROLLBACK_FAILED,

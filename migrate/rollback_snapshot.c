@@ -10,6 +10,7 @@
 #include "rollback_live.h"
 #include "rollback_report.h"
 #include "up_snapshot_repo.h"
+#include "up_precopy.h"
 
 int hm_rb_report_left_out(hm_mig *m, const char *verb, json_object **left_out, hm_error *err)
 {
@@ -88,6 +89,12 @@ int hm_rb_to_snapshot(hm_mig *m, const hm_rb_snapshot_opts *o, hm_error *err)
 		hm_archive_stats st;
 		/* refused before anything changes, as the plain rollback does */
 		if (j->rb_step < HM_RB_EXTRACTED) {
+			if (!o->archive && hm_up_precopy_materialize(m, err) != 0) {
+				if (err->code != HM_EXIT_VERIFY_FAILED && err->code != HM_EXIT_INPUT)
+					err->code = HM_EXIT_VERIFY_FAILED;
+				return hm_error_prefix(
+					err, "the snapshot cannot be restored; nothing was changed");
+			}
 			hm_mig_log(m, "verifying the snapshot \"%s\" before anything changes", archive);
 			if ((hm_upsnap_is_remote(archive)
 				     ? hm_upsnap_verify(m, archive, err)

@@ -23,6 +23,7 @@
 #include "stack_options.h"
 #include "up_int.h"
 #include "up_snapshot_repo.h"
+#include "up_precopy.h"
 
 static void usage(FILE *f)
 {
@@ -73,6 +74,9 @@ static void usage(FILE *f)
 		"                         is an older PostgreSQL major than the image's (default 2)\n"
 		"  --locale-map OLD=NEW   across majors: create a database whose locale is OLD with\n"
 		"                         NEW instead (the image lacks OLD); repeatable\n"
+		"  --no-precopy           take the whole snapshot after the stop (the default archives\n"
+		"                         the data while the split stack runs, and only what changed\n"
+		"                         after the stop: docs/migration.md, \"The pre-copy\")\n"
 		"  --dry-run              print the plan and change nothing\n"
 		"  --json                 print the final summary as JSON on stdout\n"
 		"  --yes                  do not ask for confirmation on a terminal\n"
@@ -288,6 +292,7 @@ static int up_profile(const hm_up_opts *o, const char *profile, json_object *arr
 			goto out;
 		if (action == HM_RESUME_RESTART) {
 			hm_mig_log(&m, "an interrupted run stopped before changing anything: starting over");
+			hm_up_precopy_discard(&old);
 			hm_pg_params sp = hm_mig_split_params(&m);
 			if (!hm_pg_healthy(&sp, NULL, 0) &&
 			    (hm_compose_split_start(&m.stack, &err) != 0 ||
@@ -318,6 +323,10 @@ static int up_profile(const hm_up_opts *o, const char *profile, json_object *arr
 		}
 		if (hm_mig_save(&m, &err) != 0)
 			goto out;
+		/* the base of the snapshot while the split stack still serves, before the
+		 * fingerprint so that the writes it overlaps are in the fingerprint too */
+		if (!j->cross_major && hm_up_precopy_base(&m, o, &times, &err) != 0)
+			goto abandon;
 
 		if (fingerprint_split(&m, profile, &err) != 0)
 			goto abandon;
@@ -336,6 +345,7 @@ static int up_profile(const hm_up_opts *o, const char *profile, json_object *arr
 
 abandon:
 	/* nothing was changed: close the journal so the next run starts fresh */
+	hm_up_precopy_discard(j);
 	j->status = HM_JS_ROLLED_BACK;
 	snprintf(j->failure, sizeof j->failure, "%s", err.message);
 	{
@@ -372,6 +382,7 @@ static int parse_args(int argc, char **argv, hm_up_opts *o)
 						 {"stop-timeout", required_argument, NULL, 'T'},
 						 {"jobs", required_argument, NULL, 'J'},
 						 {"locale-map", required_argument, NULL, 'L'},
+						 {"no-precopy", no_argument, NULL, 'X'},
 						 {"dry-run", no_argument, NULL, 'n'},
 						 {"json", no_argument, NULL, 'j'},
 						 {"yes", no_argument, NULL, 'y'},
@@ -450,6 +461,9 @@ static int parse_args(int argc, char **argv, hm_up_opts *o)
 		case 'J':
 			if (parse_int(optarg, "--jobs", &o->jobs) != 0)
 				return HM_EXIT_USAGE;
+			break;
+		case 'X':
+			o->no_precopy = 1;
 			break;
 		case 'n':
 			o->dry_run = 1;

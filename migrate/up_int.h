@@ -17,7 +17,10 @@
 /* Seconds spent per step in this run (0 when the step did not run here). */
 typedef struct hm_up_times {
 	double stop, snapshot, verify, chown, start, health, fingerprint;
-	double pg_ready;      /* start -> the unified PostgreSQL accepts connections */
+	double pg_ready; /* start -> the unified PostgreSQL accepts connections */
+	/* the pre-copy (up_precopy.h): base and its verification before the stop, the delta
+	 * and its verification in the downtime, the merge after health */
+	double precopy, precopy_verify, delta, delta_verify, merge;
 	int fp_concurrent;    /* 1: fingerprint under the start snapshot, during the health wait */
 	hm_major_times major; /* the cross-major path's steps instead */
 } hm_up_times;
@@ -38,6 +41,7 @@ typedef struct hm_up_opts {
 	int jobs;	       /* pg_dump -j / pg_restore -j across majors */
 	char locale_map[1024]; /* --locale-map OLD=NEW lines (hm_major_locale_map_add) */
 	int dry_run, json, yes, quiet;
+	int no_precopy; /* --no-precopy: the whole snapshot after the stop (up_precopy.h) */
 } hm_up_opts;
 
 /* Everything `check` checks, plus what up itself needs (image, ports, a running stack).

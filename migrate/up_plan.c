@@ -3,6 +3,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../common/progress.h"
 #include "compose.h"
@@ -100,9 +101,19 @@ void hm_up_print_plan(const hm_mig *m, const hm_up_opts *o)
 		printf(" %s", m->stack.api_services[i]);
 	printf(" %s (docker compose %s stop -t %d); require \"shut down\"\n", m->stack.pg_service, desc,
 	       m->stop_timeout);
-	char step4[PATH_MAX * 2 + 512];
-	hm_upsnap_plan_line(m, o->archive_dir, step4, sizeof step4);
-	fputs(step4, stdout);
+	int remote = m->j.snapshot_repo[0] || hm_upsnap_is_remote(o->archive_dir);
+	if (remote || o->no_precopy) {
+		char step4[PATH_MAX * 2 + 512];
+		hm_upsnap_plan_line(m, o->archive_dir, step4, sizeof step4);
+		fputs(step4, stdout);
+	} else {
+		printf("  2a. before step 2, while the split stack runs: pre-copy %s into "
+		       "%s/<uuid>.base.tar.zst, verify it\n",
+		       j->data_dir, o->archive_dir ? o->archive_dir : "STACK/.hive-migrate/archives");
+		printf("  4. archive what changed since the pre-copy into <uuid>.delta.tar.zst, verify "
+		       "it (the whole snapshot if the pre-copy cannot be used); after step 7, merge "
+		       "both into <uuid>.tar.zst\n");
+	}
 	printf("  5. change owners below %s to %d:%d (undo record kept)\n", j->data_dir, HM_UP_UNIFIED_UID,
 	       HM_UP_UNIFIED_GID);
 	printf("  6. start %s from %s (project %s), API port %d, PostgreSQL 127.0.0.1:%d\n",
@@ -122,6 +133,13 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 {
 	const hm_journal *j = &m->j;
 	double downtime = j->healthy_at > 0 && j->stopped_at > 0 ? j->healthy_at - j->stopped_at : -1;
+	hm_archive_stats merged;
+	struct stat sb;
+	if (!strcmp(j->precopy, "merged") && stat(j->archive, &sb) == 0) {
+		merged = *ast; /* the one archive now, not its two parts */
+		merged.archive_bytes = (uint64_t)sb.st_size;
+		ast = &merged;
+	}
 	json_object *s = json_object_new_object();
 	json_object_object_add(s, "profile", json_object_new_string(m->profile));
 	json_object_object_add(s, "result",
@@ -161,6 +179,12 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(st, "health", json_object_new_double(t->health));
 	json_object_object_add(st, "fingerprint", json_object_new_double(t->fingerprint));
 	json_object_object_add(st, "pg_ready", json_object_new_double(t->pg_ready));
+	json_object_object_add(st, "precopy", json_object_new_double(t->precopy));
+	json_object_object_add(st, "precopy_verify", json_object_new_double(t->precopy_verify));
+	json_object_object_add(st, "delta", json_object_new_double(t->delta));
+	json_object_object_add(st, "delta_verify", json_object_new_double(t->delta_verify));
+	json_object_object_add(st, "merge", json_object_new_double(t->merge));
+	json_object_object_add(s, "precopy", json_object_new_string(j->precopy));
 	json_object_object_add(s, "fingerprint_during_health", json_object_new_boolean(t->fp_concurrent));
 steps_done:
 	json_object_object_add(s, "step_seconds", st);

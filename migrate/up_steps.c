@@ -26,6 +26,7 @@
 #include "rollback_settings.h"
 #include "up_int.h"
 #include "up_snapshot_repo.h"
+#include "up_precopy.h"
 
 /* Connection parameters of the unified container's database. */
 static hm_pg_params unified_params(const hm_mig *m)
@@ -128,6 +129,14 @@ static int snapshot(hm_mig *m, const hm_up_opts *o, const hm_pg_control *pc, hm_
 		if (hm_path_join(j->archive, sizeof j->archive, dir, name, err) != 0 ||
 		    hm_mig_save(m, err) != 0)
 			return -1;
+	}
+	if (hm_up_precopy_pending(j)) { /* only the delta now (up_precopy.h) */
+		char *dmeta = snapshot_metadata(m, pc);
+		int prc = dmeta ? hm_up_precopy_delta(m, dmeta, st, t, err)
+				: hm_error_set(err, HM_EXIT_INTERNAL, "out of memory");
+		free(dmeta);
+		if (prc <= 0)
+			return prc;
 	}
 	if (access(j->archive, F_OK) == 0) {
 		hm_mig_log(m, "verifying the snapshot left by the interrupted run: %s", j->archive);
@@ -351,6 +360,7 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 			return -1;
 		hm_fault_point("after:verify");
 	}
+	hm_up_precopy_merge(m, t); /* off the downtime: the unified container serves already */
 	j->step = HM_STEP_DONE;
 	j->status = HM_JS_DONE;
 	j->failure[0] = '\0';

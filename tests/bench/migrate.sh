@@ -15,7 +15,10 @@
 # not measured): size, bytes, up_downtime_seconds, up_step_seconds{step: s} (as `up --json`
 # reports them), fingerprint_during_health, rollback_downtime_seconds (live, with the safety
 # snapshot), rollback_step_seconds{step: s} (as `rollback --json` reports them),
-# rollback_no_safety_downtime_seconds, rollback_to_snapshot_seconds (wall), snapshot_seconds,
+# rollback_no_safety_downtime_seconds, rollback_to_snapshot_seconds (wall), snapshot_seconds
+# (with the pre-copy: the delta's, in the downtime), precopy (the journal's state: "merged" or
+# "off"), precopy_seconds / delta_seconds / merge_seconds (also in up_step_seconds, with
+# precopy_verify and delta_verify),
 # tar_zstd_seconds, pgbackrest_seconds, peak_rss_mb (max over up and rollback),
 # peak_rss_mb_by_run{tar_zstd, up, rollback}, load_avg_start/end (1-min load: shared box).
 # Usage: tests/bench/migrate.sh [--size 200MB|1GB|2GB] [--keep]
@@ -112,9 +115,18 @@ log "hive-migrate up"
 measure up "$ROOT/hive-migrate" up --stack "$STACK" --yes --json --quiet --container-name "$UNIFIED" \
   --templates "$ROOT/docker/templates" > "$WORK/up.json"
 R_UP=$RSS
-read -r T_SNAP DOWNTIME ABYTES DBYTES < <(/usr/bin/python3 -c "
-import json; p = json.load(open('$WORK/up.json'))['profiles'][0]
-print(p['snapshot_seconds'], p['downtime_seconds'], p['archive_bytes'], p['data_bytes'])")
+# with the pre-copy (issue 13) the whole archive pass runs before the stop (step "precopy"),
+# only the delta in the downtime ("delta" = "snapshot"), the merge after health ("merge")
+read -r T_SNAP DOWNTIME ABYTES DBYTES PRECOPY < <(/usr/bin/python3 -c "
+import json; p = json.load(open('$WORK/up.json'))['profiles'][0]; s = p['step_seconds']
+pc = s.get('precopy', 0) > 0
+print(s['precopy'] if pc else p['snapshot_seconds'], p['downtime_seconds'], p['archive_bytes'],
+      p['data_bytes'], p.get('precopy') or 'off')")
+SPLIT=$(/usr/bin/python3 -c "
+import json; s = json.load(open('$WORK/up.json'))['profiles'][0]['step_seconds']
+print(f\"pre-copy {s.get('precopy', 0):.1f} s + verify {s.get('precopy_verify', 0):.1f} s before the stop; \"
+      f\"in the downtime stop {s['stop']:.1f} s, delta {s.get('delta', 0):.2f} s + verify {s.get('delta_verify', 0):.2f} s, \"
+      f\"chown {s['chown']:.2f} s, start {s['start']:.1f} s, health {s['health']:.1f} s; merge {s.get('merge', 0):.1f} s after health\")")
 STEPS=$(/usr/bin/python3 -c "
 import json; p = json.load(open('$WORK/up.json'))['profiles'][0]['step_seconds']
 print(', '.join(f'{k} {v:.1f} s' for k, v in p.items()))")
@@ -163,6 +175,10 @@ out = {
     "rollback_no_safety_downtime_seconds": num("RB_NOSAFE"),
     "rollback_to_snapshot_seconds": num("RB_SNAP"),
     "snapshot_seconds": up["snapshot_seconds"], "tar_zstd_seconds": num("T_TAR"),
+    "precopy": up.get("precopy") or "off",
+    "precopy_seconds": up["step_seconds"].get("precopy"),
+    "delta_seconds": up["step_seconds"].get("delta"),
+    "merge_seconds": up["step_seconds"].get("merge"),
     "pgbackrest_seconds": num("T_BR"),
     "peak_rss_mb": max(v for k, v in rss.items() if k != "tar_zstd" and v is not None),
     "peak_rss_mb_by_run": rss,
@@ -180,7 +196,7 @@ cat <<MD
 | measurement ($SIZE data set, $(numfmt --to=iec "$BYTES") directory) | seconds | throughput | peak RSS | output |
 |---|---|---|---|---|
 | \`tar -cf - DIR \| zstd -1 -T2\` | $T_TAR | $REF MB/s | $R_TAR MB | $(numfmt --to=iec "$S_TAR") |
-| hive-migrate snapshot (tar+zstd 1, 2 threads, SHA-256 manifest) | $(printf %.2f "$T_SNAP") | $OURS MB/s ($(awk -v a="$OURS" -v b="$REF" 'BEGIN{printf "%.0f", (b>0? 100*a/b : 0)}')% of reference) | $R_UP MB (whole \`up\`) | $(numfmt --to=iec "$ABYTES") |
+| hive-migrate snapshot (tar+zstd 1, 2 threads, SHA-256 manifest; with the pre-copy: its base, before the stop) | $(printf %.2f "$T_SNAP") | $OURS MB/s ($(awk -v a="$OURS" -v b="$REF" 'BEGIN{printf "%.0f", (b>0? 100*a/b : 0)}')% of reference) | $R_UP MB (whole \`up\`) | $(numfmt --to=iec "$ABYTES") |
 | pgBackRest 2.45 full, offline, zst 1, process-max 2 | $T_BR | | $R_BR MB | ${BR_NOTE:+failed: $BR_NOTE} |
 | downtime of \`hive-migrate up\` (split stopped -> unified healthy, incl. snapshot + verify + fingerprint) | $(printf %.1f "$DOWNTIME") | | | |
 | downtime of \`hive-migrate rollback\` (live: unified stopped -> split healthy, incl. safety snapshot + verify + fingerprint) | $(printf %.1f "$RB_LIVE") | | $R_RBL MB | |
@@ -188,5 +204,6 @@ cat <<MD
 | wall time of \`hive-migrate rollback --to-snapshot\` (report, verify, safety snapshot, extract, swap, start, verify) | $RB_SNAP | | | |
 
 steps of \`up\` (seconds): $STEPS
+pre-copy ($PRECOPY): $SPLIT
 load average (1 min) at the start / end: $LOAD0 / $LOAD1
 MD

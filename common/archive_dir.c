@@ -240,7 +240,7 @@ static int write_live_file(writer *w, int fd, const char *abspath, const struct 
 			n = (ssize_t)want;
 		}
 		hm_sha256_update(h, w->buf, (size_t)n);
-		if (archive_write_data(w->a, w->buf, (size_t)n) != n) {
+		if (archive_write_data(w->a, w->buf, (size_t)n) != n || w->sink_failed) {
 			wfail(w, err, "write archive", w->archive_path);
 			goto fail;
 		}

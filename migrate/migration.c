@@ -238,8 +238,12 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 	int restore = archive_override != NULL || hm_journal_needs_restore(j);
 	int migrated = j->step == HM_STEP_DONE;
 
-	if (j->rb_step == HM_RB_DONE)
+	if (j->rb_step == HM_RB_DONE) {
 		j->rb_step = HM_RB_NONE; /* a new rollback (e.g. of a later migration) */
+		/* the earlier rollback's kept directory stays where its summary said; this
+		 * rollback keeps the directory it displaces under a name of its own */
+		j->displaced_dir[0] = '\0';
+	}
 	hm_mig_log(m, "rolling back (migration was at step \"%s\", status \"%s\")", hm_step_name(j->step),
 		   hm_jstatus_name(j->status));
 
@@ -309,8 +313,15 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 	/* 3. swap the restored directory in; the displaced one is kept for now */
 	if (restore && j->rb_step < HM_RB_SWAPPED) {
 		if (!j->displaced_dir[0]) {
-			snprintf(j->displaced_dir, sizeof j->displaced_dir, "%s.displaced-%lld", j->data_dir,
-				 (long long)time(NULL));
+			/* a name nothing has yet (two rollbacks may fall in the same second) */
+			for (int n = 0; n == 0 || (n < 100 && exists(j->displaced_dir)); n++)
+				if (n == 0)
+					snprintf(j->displaced_dir, sizeof j->displaced_dir,
+						 "%s.displaced-%lld", j->data_dir, (long long)time(NULL));
+				else
+					snprintf(j->displaced_dir, sizeof j->displaced_dir,
+						 "%s.displaced-%lld-%d", j->data_dir, (long long)time(NULL),
+						 n);
 			if (hm_mig_save(m, err) != 0)
 				goto fail;
 		}

@@ -310,12 +310,16 @@ def test_rollback_to_snapshot_reads_it_from_the_object_store(bed):
     r = b.rollback("--backup", sid[:20], "--dry-run")
     assert r.returncode == 0, describe(r)
     assert f"{b.repo}/{sid}/data.tar.zst" in r.stdout
-    # the kept directory of the unified container is deleted once looked at (docs/migration.md):
-    # a journaled displaced directory that still exists stops the next swap
-    shutil.rmtree(out["displaced_dir"])
+    # the earlier rollback's kept directory is left alone: this one keeps its own
+    first_kept = Path(out["displaced_dir"])
+    assert first_kept.is_dir()
     r = b.rollback("--backup", sid[:20])
     assert r.returncode == 0, describe(r)
-    assert json.loads(r.stdout)["profiles"][0]["archive"] == f"{b.repo}/{sid}/data.tar.zst"
+    out2 = json.loads(r.stdout)["profiles"][0]
+    assert out2["archive"] == f"{b.repo}/{sid}/data.tar.zst"
+    assert first_kept.is_dir() and Path(out2["displaced_dir"]).is_dir()
+    assert Path(out2["displaced_dir"]) != first_kept
+    shutil.rmtree(first_kept)
     split_back(b)
     r = b.rollback("--backup", "20000101T000000.000Z-00000000")
     assert r.returncode == EXIT_NOT_FOUND, describe(r)

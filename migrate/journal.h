@@ -86,8 +86,16 @@ typedef struct hm_journal {
 	hm_rb_step rb_step;
 	long long started_at; /* unix seconds */
 	long long updated_at;
-	double stopped_at;	/* unix time (s, fractional) the split stack was stopped; 0 if not */
-	double healthy_at;	/* unix time the unified container was confirmed healthy */
+	double stopped_at; /* unix time (s, fractional) the split stack was stopped; 0 if not */
+	double healthy_at; /* unix time the unified container was confirmed healthy */
+	/* Optional in the file (0 when absent): when the stop of the split stack began (the app
+	 * is down from then on: the start of up's downtime), when the data was verified equal
+	 * (the fingerprint may end after the API is healthy), and the next XID (with epoch) of
+	 * the split cluster's shutdown checkpoint, read before the unified start: a directory
+	 * whose shutdown checkpoint still has it holds no transaction of the unified server. */
+	double stop_started_at;
+	double verified_at;
+	unsigned long long shut_next_xid;
 	char backup_id[40];	/* UUID of the snapshot */
 	char archive[PATH_MAX]; /* snapshot archive */
 	char manifest_sha256[65];

@@ -15,6 +15,7 @@
 
 #include "../common/archive_dir.h"
 #include "../common/fsutil.h"
+#include "../common/pg_control.h"
 #include "../common/progress.h"
 #include "compose.h"
 #include "fingerprint.h"
@@ -231,6 +232,47 @@ static int split_confirm(hm_mig *m, int compare, hm_error *err)
 	return rc;
 }
 
+/* May the directory a failed migration displaced be deleted? Only when it provably holds no
+ * transaction of the unified server: the server never started on it, or it is cleanly shut
+ * down and its checkpoint's next XID is still the one the split stack's stop left (every
+ * transaction that writes takes an XID; the app answers once healthy, before the fingerprint
+ * may have ended). 1 yes, 0 no; why says which. */
+static int displaced_untouched(const hm_journal *j, char *why, size_t whysz)
+{
+	char pgdata[PATH_MAX];
+	hm_pg_control pc;
+	hm_error e = {0};
+	size_t n = strlen(j->data_dir);
+	if (j->step < HM_STEP_UNIFIED_STARTING) {
+		snprintf(why, whysz, "the unified server never started on it");
+		return 1;
+	}
+	if (!j->shut_next_xid) {
+		snprintf(why, whysz, "the next transaction ID of the split stack's stop is not recorded");
+		return 0;
+	}
+	if (strncmp(j->pgdata, j->data_dir, n) != 0 ||
+	    snprintf(pgdata, sizeof pgdata, "%s%s", j->displaced_dir, j->pgdata + n) >= (int)sizeof pgdata ||
+	    hm_pg_control_read(pgdata, &pc, &e) != 0) {
+		snprintf(why, whysz, "its pg_control cannot be read");
+		return 0;
+	}
+	if (pc.state != HM_DB_SHUTDOWNED) {
+		snprintf(why, whysz, "the unified server left it \"%s\", not \"shut down\"",
+			 hm_db_state_name(pc.state));
+		return 0;
+	}
+	if (pc.next_full_xid != j->shut_next_xid) {
+		snprintf(why, whysz,
+			 "the unified server assigned transaction IDs %llu to %llu there (writes of the "
+			 "API or of a client)",
+			 j->shut_next_xid, (unsigned long long)pc.next_full_xid - 1);
+		return 0;
+	}
+	snprintf(why, whysz, "no transaction of the unified server since the stop");
+	return 1;
+}
+
 int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 {
 	hm_journal *j = &m->j;
@@ -386,14 +428,22 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 	/* 7. only now may the displaced directory go: after a failed migration it holds
 	 * nothing new; after a completed one it may hold writes made on the unified container,
 	 * so it is kept for the user to look at. */
+	char why[256] = "";
 	if (restore && exists(j->displaced_dir)) {
 		if (migrated) {
 			hm_mig_log(m,
 				   "kept the unified container's data directory as %s (delete it when no "
 				   "longer needed)",
 				   j->displaced_dir);
+		} else if (!displaced_untouched(j, why, sizeof why)) {
+			hm_mig_log(m,
+				   "kept the failed attempt's data directory as %s: %s; writes made on the "
+				   "unified container are there, not in the restored data (delete it when no "
+				   "longer needed)",
+				   j->displaced_dir, why);
 		} else {
-			hm_mig_log(m, "removing %s (the failed attempt's data directory)", j->displaced_dir);
+			hm_mig_log(m, "removing %s (the failed attempt's data directory: %s)",
+				   j->displaced_dir, why);
 			hm_error rm_err;
 			if (hm_rmtree(j->displaced_dir, &rm_err) != 0)
 				hm_mig_log(m, "could not remove %s: %s (delete it by hand)", j->displaced_dir,

@@ -132,7 +132,11 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 		   const hm_up_times *t, const hm_error *err, const char *failed_step, json_object *arr)
 {
 	const hm_journal *j = &m->j;
-	double downtime = j->healthy_at > 0 && j->stopped_at > 0 ? j->healthy_at - j->stopped_at : -1;
+	/* the app is down from the stop of the split stack on (its stop included; journals of
+	 * earlier versions only have the end of the stop) until the unified API answers */
+	double down_from = j->stop_started_at > 0 ? j->stop_started_at : j->stopped_at;
+	double downtime = j->healthy_at > 0 && down_from > 0 ? j->healthy_at - down_from : -1;
+	double verified = j->verified_at > 0 && down_from > 0 ? j->verified_at - down_from : -1;
 	hm_archive_stats merged;
 	struct stat sb;
 	if (!strcmp(j->precopy, "merged") && stat(j->archive, &sb) == 0) {
@@ -155,6 +159,8 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(s, "data_bytes", json_object_new_int64((int64_t)ast->bytes));
 	json_object_object_add(s, "snapshot_seconds", json_object_new_double(ast->seconds));
 	json_object_object_add(s, "downtime_seconds", json_object_new_double(downtime));
+	if (!j->cross_major) /* stop begun -> data verified equal (may end after the health) */
+		json_object_object_add(s, "verified_seconds", json_object_new_double(verified));
 	json_object *st = json_object_new_object();
 	if (j->cross_major) {
 		const hm_major_times *x = &t->major;
@@ -196,6 +202,10 @@ steps_done:
 		json_object_object_add(s, "failed_step",
 				       json_object_new_string(failed_step ? failed_step : ""));
 		json_object_object_add(s, "error", json_object_new_string(err->message));
+		/* a rollback that had to keep the failed attempt's directory (writes may be there) */
+		struct stat kb;
+		if (j->displaced_dir[0] && stat(j->displaced_dir, &kb) == 0)
+			json_object_object_add(s, "displaced_dir", json_object_new_string(j->displaced_dir));
 	}
 	if (j->cross_major) {
 		json_object_object_add(s, "cross_major", json_object_new_boolean(1));
@@ -220,8 +230,9 @@ steps_done:
 		char a[32], d[32];
 		fprintf(stderr,
 			"hive-migrate: [%s] migrated: %s is healthy on API port %d, every table matches\n"
-			"  downtime %.1f s; snapshot %s (%s of data in %s, backup id %s)\n",
-			m->profile, j->unified_container, j->api_port, downtime, j->archive,
+			"  downtime %.1f s (stop -> API healthy; data verified at %.1f s); snapshot %s "
+			"(%s of data in %s, backup id %s)\n",
+			m->profile, j->unified_container, j->api_port, downtime, verified, j->archive,
 			hm_progress_bytes(ast->bytes, d, sizeof d),
 			hm_progress_bytes(ast->archive_bytes, a, sizeof a), j->backup_id);
 	}

@@ -74,6 +74,33 @@ static char *snapshot_metadata(const hm_mig *m, const hm_pg_control *pc)
 	return s;
 }
 
+/* A CHECKPOINT of the split server while it still serves, so that the shutdown checkpoint
+ * of the stop, which is in the downtime, has little left to write (as pg_upgrade's docs and
+ * pgBackRest's start-fast advise). Best effort: without the privilege (superuser or
+ * pg_checkpoint) the stop just writes more. */
+static void checkpoint_split(hm_mig *m)
+{
+	hm_pg_params p = hm_mig_split_params(m);
+	hm_error e = {0};
+	double t0 = hm_progress_now();
+	PGconn *c = hm_pg_connect(&p, &e);
+	if (!c) {
+		hm_mig_log(m, "no checkpoint before the stop: %s", e.message);
+		return;
+	}
+	PGresult *r = PQexec(c, "CHECKPOINT");
+	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+		hm_mig_log(m, "checkpoint before the stop: %.2f s", hm_progress_now() - t0);
+	} else {
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		hm_mig_log(m, "no checkpoint before the stop (the shutdown writes it): %s", msg);
+	}
+	PQclear(r);
+	PQfinish(c);
+}
+
 /* Stop the split stack and make sure its cluster is cleanly shut down: a cluster left "in
  * production" (killed) is started and stopped properly once; never archived silently. */
 static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
@@ -226,9 +253,6 @@ static int confirm_unified(hm_mig *m, const hm_pg_control *shut, hm_up_times *t,
 	json_object *before = NULL, *after = NULL;
 	hm_fpsnap *fs = NULL;
 	int rc = -1;
-	if (!(before = json_object_from_file(m->j.fingerprint_file)))
-		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"",
-				    m->j.fingerprint_file);
 	int snap = open_start_snapshot(m, &p, shut, &fs, t, t0, err);
 	if (snap < 0)
 		goto cleanup;
@@ -238,6 +262,11 @@ static int confirm_unified(hm_mig *m, const hm_pg_control *shut, hm_up_times *t,
 	if (hm_wait_healthy("the unified container", m->j.api_port, &p, left > 1 ? left : 1, err) != 0)
 		goto cleanup;
 	t->health = hm_progress_now() - t0;
+	/* the app answers from now on: the end of the downtime, even if the fingerprint (under
+	 * a snapshot that none of the app's writes can reach) is still running */
+	m->j.healthy_at = hm_wall_now();
+	if (hm_major_fail_point("after:unified-health", err) != 0) /* test hook */
+		goto cleanup;
 	if (fs) {
 		t->fp_concurrent = 1;
 		if (hm_fpsnap_finish(fs, &after, err) != 0)
@@ -250,6 +279,10 @@ static int confirm_unified(hm_mig *m, const hm_pg_control *shut, hm_up_times *t,
 		t->fingerprint = hm_progress_now() - tf;
 	}
 	hm_mig_log(m, "comparing the data with the fingerprint taken before the move");
+	if (!(before = json_object_from_file(m->j.fingerprint_file))) {
+		hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"", m->j.fingerprint_file);
+		goto cleanup;
+	}
 	if (hm_fingerprint_compare(before, after, err) == 0)
 		rc = 0;
 cleanup:
@@ -268,7 +301,11 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 	memset(&pc, 0, sizeof pc);
 
 	if (j->step < HM_STEP_STOPPED) {
+		if (j->step < HM_STEP_STOPPING)
+			checkpoint_split(m);
 		j->step = HM_STEP_STOPPING;
+		if (!j->stop_started_at)
+			j->stop_started_at = hm_wall_now();
 		if (hm_mig_save(m, err) != 0)
 			return -1;
 		t0 = hm_progress_now();
@@ -323,7 +360,14 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 	}
 
 	if (j->step < HM_STEP_VERIFIED) {
+		/* the next XID of the shutdown checkpoint, read before anything can start on it */
+		hm_pg_control shut;
+		hm_error pe = {0};
+		int was_shut =
+			hm_pg_control_read(j->pgdata, &shut, &pe) == 0 && shut.state == HM_DB_SHUTDOWNED;
 		if (j->step < HM_STEP_UNIFIED_STARTING) {
+			/* what the rollback checks before it may delete this directory */
+			j->shut_next_xid = was_shut ? shut.next_full_xid : 0;
 			snprintf(j->env_file, sizeof j->env_file, "%s/unified-%s.env", m->state_dir,
 				 m->profile);
 			if (hm_mig_write_env(m, j->env_file, o->backup_password, err) != 0)
@@ -337,11 +381,6 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 			if (hm_mig_save(m, err) != 0)
 				return -1;
 		}
-		/* the next XID of the shutdown checkpoint, read before anything can start on it */
-		hm_pg_control shut;
-		hm_error pe = {0};
-		int was_shut =
-			hm_pg_control_read(j->pgdata, &shut, &pe) == 0 && shut.state == HM_DB_SHUTDOWNED;
 		hm_mig_log(m, "starting the unified container %s (%s)", j->unified_container, j->image);
 		t0 = hm_progress_now();
 		if (hm_compose_unified_up(j->template_file, j->unified_project, j->env_file, err) != 0)
@@ -350,11 +389,11 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 		hm_fault_point("after:unified-start");
 		if (confirm_unified(m, was_shut ? &shut : NULL, t, err) != 0)
 			return -1;
+		j->verified_at = hm_wall_now();
 		/* and as the unified container left them at its start (live rollback: issue 11) */
 		if (j->settings_dir[0] &&
 		    hm_settings_save_stage(j->pgdata, j->settings_dir, "after", err) != 0)
 			return -1;
-		j->healthy_at = hm_wall_now();
 		j->step = HM_STEP_VERIFIED;
 		if (hm_mig_save(m, err) != 0)
 			return -1;

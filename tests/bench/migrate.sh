@@ -5,7 +5,9 @@
 #   2. hive-migrate's snapshot              (inside `hive-migrate up`: archive + manifest + SHA-256)
 #   3. pgBackRest full backup, offline      (Debian's pgbackrest; compress-type zst level 1,
 #                                            process-max 2; may not know the PostgreSQL major)
-#   4. the downtime of `hive-migrate up`    (split stack stopped -> unified container healthy)
+#   4. the downtime of `hive-migrate up`    (stop of the split stack begun -> unified API healthy;
+#                                            with the time the data was verified, and once more
+#                                            with --no-precopy)
 #   5. the downtime of `hive-migrate rollback` (live, the default: unified stopped -> split
 #      healthy and verified), with and without the safety snapshot, and the wall time of
 #      `rollback --to-snapshot` (each after a fresh `up`)
@@ -15,7 +17,9 @@
 # not measured): size, bytes, up_downtime_seconds, up_step_seconds{step: s} (as `up --json`
 # reports them), fingerprint_during_health, rollback_downtime_seconds (live, with the safety
 # snapshot), rollback_step_seconds{step: s} (as `rollback --json` reports them),
-# rollback_no_safety_downtime_seconds, rollback_to_snapshot_seconds (wall), snapshot_seconds
+# rollback_no_safety_downtime_seconds, rollback_to_snapshot_seconds (wall), up_verified_seconds
+# (stop begun -> data verified equal), up_no_precopy_downtime_seconds / _verified_seconds /
+# _step_seconds (one more up with --no-precopy in the same run), snapshot_seconds
 # (with the pre-copy: the delta's, in the downtime), precopy (the journal's state: "merged" or
 # "off"), precopy_seconds / delta_seconds / merge_seconds (also in up_step_seconds, with
 # precopy_verify and delta_verify),
@@ -117,11 +121,11 @@ measure up "$ROOT/hive-migrate" up --stack "$STACK" --yes --json --quiet --conta
 R_UP=$RSS
 # with the pre-copy (issue 13) the whole archive pass runs before the stop (step "precopy"),
 # only the delta in the downtime ("delta" = "snapshot"), the merge after health ("merge")
-read -r T_SNAP DOWNTIME ABYTES DBYTES PRECOPY < <(/usr/bin/python3 -c "
+read -r T_SNAP DOWNTIME ABYTES DBYTES PRECOPY VERIFIED < <(/usr/bin/python3 -c "
 import json; p = json.load(open('$WORK/up.json'))['profiles'][0]; s = p['step_seconds']
 pc = s.get('precopy', 0) > 0
 print(s['precopy'] if pc else p['snapshot_seconds'], p['downtime_seconds'], p['archive_bytes'],
-      p['data_bytes'], p.get('precopy') or 'off')")
+      p['data_bytes'], p.get('precopy') or 'off', p.get('verified_seconds', -1))")
 SPLIT=$(/usr/bin/python3 -c "
 import json; s = json.load(open('$WORK/up.json'))['profiles'][0]['step_seconds']
 print(f\"pre-copy {s.get('precopy', 0):.1f} s + verify {s.get('precopy_verify', 0):.1f} s before the stop; \"
@@ -147,13 +151,18 @@ log "hive-migrate rollback --to-snapshot (after another up)"
 up_again
 measure rbs "$ROOT/hive-migrate" rollback --stack "$STACK" --yes --json --quiet --to-snapshot > "$WORK/rb-snap.json"
 RB_SNAP=$WALL
+log "hive-migrate up --no-precopy (the whole snapshot in the downtime, same run), then rollback"
+"$ROOT/hive-migrate" up --stack "$STACK" --yes --json --quiet --no-precopy --container-name "$UNIFIED" \
+  --templates "$ROOT/docker/templates" > "$WORK/up-noprecopy.json"
+"$ROOT/hive-migrate" rollback --stack "$STACK" --yes --quiet --no-safety-snapshot >/dev/null
+NOPC=$(jget "$WORK/up-noprecopy.json" downtime_seconds)
 
 REF=$(mbps "$BYTES" "$T_TAR") OURS=$(mbps "$DBYTES" "$T_SNAP")
 LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 if [ -n "${BENCH_JSON:-}" ]; then
   SIZE=$SIZE BYTES=$BYTES T_TAR=$T_TAR R_TAR=$R_TAR T_BR=$T_BR R_UP=$R_UP R_RBL=$R_RBL \
   RB_LIVE=$RB_LIVE RB_NOSAFE=$RB_NOSAFE RB_SNAP=$RB_SNAP LOAD0=$LOAD0 LOAD1=$LOAD1 \
-  /usr/bin/python3 - "$WORK/up.json" "$BENCH_JSON" "$WORK/rb-live.json" <<'PY'
+  /usr/bin/python3 - "$WORK/up.json" "$BENCH_JSON" "$WORK/rb-live.json" "$WORK/up-noprecopy.json" <<'PY'
 import json, os, sys
 e = os.environ
 def num(k):
@@ -166,10 +175,18 @@ try:
     rb_steps = json.load(open(sys.argv[3]))["profiles"][0].get("step_seconds")
 except (OSError, ValueError, KeyError, IndexError):
     rb_steps = None
+try:
+    nopc = json.load(open(sys.argv[4]))["profiles"][0]
+except (OSError, ValueError, KeyError, IndexError):
+    nopc = {}
 rss = {"tar_zstd": num("R_TAR"), "up": num("R_UP"), "rollback": num("R_RBL")}
 out = {
     "size": e["SIZE"], "bytes": int(e["BYTES"]),
     "up_downtime_seconds": up["downtime_seconds"], "up_step_seconds": up["step_seconds"],
+    "up_verified_seconds": up.get("verified_seconds"),
+    "up_no_precopy_downtime_seconds": nopc.get("downtime_seconds"),
+    "up_no_precopy_verified_seconds": nopc.get("verified_seconds"),
+    "up_no_precopy_step_seconds": nopc.get("step_seconds"),
     "fingerprint_during_health": up.get("fingerprint_during_health"),
     "rollback_downtime_seconds": num("RB_LIVE"), "rollback_step_seconds": rb_steps,
     "rollback_no_safety_downtime_seconds": num("RB_NOSAFE"),
@@ -198,7 +215,8 @@ cat <<MD
 | \`tar -cf - DIR \| zstd -1 -T2\` | $T_TAR | $REF MB/s | $R_TAR MB | $(numfmt --to=iec "$S_TAR") |
 | hive-migrate snapshot (tar+zstd 1, 2 threads, SHA-256 manifest; with the pre-copy: its base, before the stop) | $(printf %.2f "$T_SNAP") | $OURS MB/s ($(awk -v a="$OURS" -v b="$REF" 'BEGIN{printf "%.0f", (b>0? 100*a/b : 0)}')% of reference) | $R_UP MB (whole \`up\`) | $(numfmt --to=iec "$ABYTES") |
 | pgBackRest 2.45 full, offline, zst 1, process-max 2 | $T_BR | | $R_BR MB | ${BR_NOTE:+failed: $BR_NOTE} |
-| downtime of \`hive-migrate up\` (split stopped -> unified healthy, incl. snapshot + verify + fingerprint) | $(printf %.1f "$DOWNTIME") | | | |
+| downtime of \`hive-migrate up\` (stop of the split stack begun -> unified API healthy; data verified at $(printf %.1f "$VERIFIED") s) | $(printf %.1f "$DOWNTIME") | | | |
+| downtime of \`hive-migrate up --no-precopy\` (same run: the whole snapshot in the downtime) | $(printf %.1f "$NOPC") | | | |
 | downtime of \`hive-migrate rollback\` (live: unified stopped -> split healthy, incl. safety snapshot + verify + fingerprint) | $(printf %.1f "$RB_LIVE") | | $R_RBL MB | |
 | downtime of \`hive-migrate rollback --no-safety-snapshot\` (live) | $(printf %.1f "$RB_NOSAFE") | | | |
 | wall time of \`hive-migrate rollback --to-snapshot\` (report, verify, safety snapshot, extract, swap, start, verify) | $RB_SNAP | | | |

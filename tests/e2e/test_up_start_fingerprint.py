@@ -6,6 +6,7 @@ a write that reaches the new server before the snapshot is detected (fall back, 
 comparison then fails and rolls back: never a "migrated" with unchecked data); a write after
 the snapshot is invisible to it (the comparison is about the data that was moved); a kill -9
 during that fingerprint resumes. Stack prefix hp-, ports 32886 (API) / 32532 (PostgreSQL)."""
+import json
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ import pytest
 from conftest import HM, wait_until
 from migrate_helpers import (EXIT_ROLLED_BACK, TEMPLATES, docker, ensure_unified_image, hm_env,
                              summary)
-from splitstack import SplitStack, ensure_images
+from splitstack import SplitStack, ensure_images, read_pg_state
 
 PREFIX = "hp-"
 API_PORT = 32886
@@ -96,6 +97,42 @@ def test_write_before_the_snapshot_is_detected(stack):
     assert "content differs" in err or "rows, had" in err, err[-3000:]
     wait_until(s.api_healthy, 90, what="split API healthy after the rollback")
     assert s.fingerprint() == s.before
+    # the client's write is not deleted with the failed attempt: its directory is kept
+    kept = Path(summary(subprocess.CompletedProcess([], rc, out, err))["displaced_dir"])
+    assert "kept the failed attempt's data directory" in err and "assigned transaction IDs" in err
+    assert read_pg_state(kept / "pgdata") == "shut down"
+    subprocess.run(["rm", "-rf", str(kept)], check=True)
+
+
+def test_failure_after_health_keeps_the_apps_writes(stack):
+    """The app answers from the health on while the fingerprint may still run; a failure from
+    then on restores the snapshot and keeps the attempt's directory with what the app wrote
+    meanwhile (never deleted). HIVE_MIGRATE_FAIL injects the failure right after the health."""
+    s = stack
+    rc, out, err = up_paused(s, "after:unified-health", lambda: delete_rows(s, 1),
+                             HIVE_MIGRATE_FAIL="after:unified-health")
+    assert rc == EXIT_ROLLED_BACK, err[-3000:]
+    assert "injected failure at after:unified-health" in err, err[-3000:]
+    o = summary(subprocess.CompletedProcess([], rc, out, err))
+    kept = Path(o["displaced_dir"])
+    assert kept.is_dir() and read_pg_state(kept / "pgdata") == "shut down"
+    assert "kept the failed attempt's data directory" in err and "assigned transaction IDs" in err
+    wait_until(s.api_healthy, 90, what="split API healthy after the rollback")
+    assert s.fingerprint() == s.before                # the snapshot: the data of the stop
+    subprocess.run(["rm", "-rf", str(kept)], check=True)
+
+
+def test_failure_after_health_without_writes(stack):
+    """Without a transaction on the unified server the failed attempt's directory goes."""
+    s = stack
+    res = subprocess.run(up_cmd(s), env=dict(hm_env(), HIVE_MIGRATE_FAIL="after:unified-health"),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == EXIT_ROLLED_BACK, res.stderr[-3000:]
+    err = res.stderr
+    assert "the failed attempt's data directory: no transaction of the unified server" in err, err[-3000:]
+    assert not list(s.mount_dir().parent.glob(s.mount_dir().name + ".displaced-*"))
+    wait_until(s.api_healthy, 90, what="split API healthy after the rollback")
+    assert s.fingerprint() == s.before
 
 
 def test_kill_during_the_fingerprint_resumes(stack):
@@ -128,6 +165,11 @@ def test_write_after_the_snapshot_is_invisible_to_it(stack):
     assert o["fingerprint_during_health"] is True
     st = o["step_seconds"]
     assert 0 < st["pg_ready"] <= st["health"] and st["fingerprint"] > 0
+    # the downtime runs from the start of the stop to the API's health (the stop included);
+    # the data is verified at or after that
+    assert o["downtime_seconds"] >= st["stop"] + st["start"] + st["health"] - 0.05, o
+    assert o["verified_seconds"] >= o["downtime_seconds"] > 0, o
+    assert "checkpoint before the stop" in err
     assert "fingerprint under snapshot" in err
     m = re.search(r"(\d+) tables in (\d+) pieces", err)
     assert m and int(m.group(2)) > int(m.group(1)), err[-3000:]   # large tables were split

@@ -74,33 +74,6 @@ static char *snapshot_metadata(const hm_mig *m, const hm_pg_control *pc)
 	return s;
 }
 
-/* A CHECKPOINT of the split server while it still serves, so that the shutdown checkpoint
- * of the stop, which is in the downtime, has little left to write (as pg_upgrade's docs and
- * pgBackRest's start-fast advise). Best effort: without the privilege (superuser or
- * pg_checkpoint) the stop just writes more. */
-static void checkpoint_split(hm_mig *m)
-{
-	hm_pg_params p = hm_mig_split_params(m);
-	hm_error e = {0};
-	double t0 = hm_progress_now();
-	PGconn *c = hm_pg_connect(&p, &e);
-	if (!c) {
-		hm_mig_log(m, "no checkpoint before the stop: %s", e.message);
-		return;
-	}
-	PGresult *r = PQexec(c, "CHECKPOINT");
-	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-		hm_mig_log(m, "checkpoint before the stop: %.2f s", hm_progress_now() - t0);
-	} else {
-		char msg[256];
-		snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		hm_mig_log(m, "no checkpoint before the stop (the shutdown writes it): %s", msg);
-	}
-	PQclear(r);
-	PQfinish(c);
-}
-
 /* Stop the split stack and make sure its cluster is cleanly shut down: a cluster left "in
  * production" (killed) is started and stopped properly once; never archived silently. */
 static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
@@ -301,8 +274,6 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 	memset(&pc, 0, sizeof pc);
 
 	if (j->step < HM_STEP_STOPPED) {
-		if (j->step < HM_STEP_STOPPING)
-			checkpoint_split(m);
 		j->step = HM_STEP_STOPPING;
 		if (!j->stop_started_at)
 			j->stop_started_at = hm_wall_now();

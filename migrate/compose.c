@@ -238,6 +238,27 @@ int hm_compose_split_start(const hm_stack *s, hm_error *err)
 	return 0;
 }
 
+int hm_compose_split_start_db(const hm_stack *s, hm_error *err)
+{
+	char desc[2048];
+	char *argv[MAX_ARGV];
+	int n = hm_compose_argv(&s->compose, argv, MAX_ARGV);
+	argv[n++] = "up";
+	argv[n++] = "-d";
+	argv[n++] = "--no-recreate";
+	argv[n++] = "--pull";
+	argv[n++] = "never";
+	argv[n++] = (char *)s->pg_service;
+	argv[n] = NULL;
+	if (hm_proc_check(argv, "starting the split stack's database (docker compose up -d)", NULL, err) !=
+	    0) {
+		hm_compose_project_describe(&s->compose, desc, sizeof desc);
+		return hm_error_hint(err, "start it by hand: docker compose %s up -d %s", desc,
+				     s->pg_service);
+	}
+	return 0;
+}
+
 int hm_compose_unified_up(const char *template_file, const char *project, const char *env_file, hm_error *err)
 {
 	char *argv[] = {"docker",     "compose",

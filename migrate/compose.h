@@ -57,6 +57,9 @@ int hm_compose_split_stop(const struct hm_stack *s, int timeout, hm_error *err);
 /* Start the split stack's database and API services again (up -d, no recreate, no pull). */
 int hm_compose_split_start(const struct hm_stack *s, hm_error *err);
 
+/* Start the split stack's database service alone (its API stays stopped). */
+int hm_compose_split_start_db(const struct hm_stack *s, hm_error *err);
+
 /* The unified container: `docker compose -f TEMPLATE -p PROJECT --env-file ENV up -d`. */
 int hm_compose_unified_up(const char *template_file, const char *project, const char *env_file,
 			  hm_error *err);

@@ -127,6 +127,26 @@ cleanup:
 	return rc;
 }
 
+int hm_fingerprint_guard(const hm_pg_params *p, unsigned long long *next_xid, hm_error *err)
+{
+	PGconn *c = hm_pg_connect(p, err);
+	*next_xid = 0;
+	if (!c)
+		return -1;
+	PGresult *r = query(c,
+			    "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text "
+			    "FROM pg_current_snapshot() s",
+			    p->dbname, err);
+	if (r) {
+		unsigned long long xmin = strtoull(PQgetvalue(r, 0, 0), NULL, 10),
+				   xmax = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+		*next_xid = xmin == xmax ? xmax : 0;
+	}
+	PQclear(r);
+	PQfinish(c);
+	return r ? 0 : -1;
+}
+
 /* Object member or NULL. */
 static json_object *get(json_object *o, const char *k)
 {

@@ -23,6 +23,16 @@
  * object (json_object_put it). 0 or -1 (HM_EXIT_DATABASE). */
 int hm_fingerprint_take(const hm_pg_params *p, json_object **out, hm_error *err);
 
+/* The guard of a fingerprint, read on the server p points at just before the fingerprint
+ * is taken: the xmax of a snapshot that has no transaction in progress (xmin = xmax, epoch
+ * included), else 0 (no guard). Every transaction that changes a row takes an XID, and the
+ * XIDs below a snapshot's xmax that it does not list had ended; so when a shutdown
+ * checkpoint's nextXid (pg_control) still equals the guard, no transaction took an XID
+ * after the guard was read, and the fingerprint describes the shut-down data exactly.
+ * Anything else (writes, an autoanalyze, a transaction open at the guard) means "take the
+ * fingerprint again". 0 or -1 (HM_EXIT_DATABASE). */
+int hm_fingerprint_guard(const hm_pg_params *p, unsigned long long *next_xid, hm_error *err);
+
 /* Compare two fingerprints: 0 equal; -1 with HM_EXIT_VERIFY_FAILED naming the first
  * difference (database, table, rows/digest or extension). Pure. */
 int hm_fingerprint_compare(json_object *before, json_object *after, hm_error *err);

@@ -139,6 +139,9 @@ int hm_journal_encode(const hm_journal *j, char **out, hm_error *err)
 	json_object_object_add(o, "stop_started_at", json_object_new_double(j->stop_started_at));
 	json_object_object_add(o, "verified_at", json_object_new_double(j->verified_at));
 	json_object_object_add(o, "shut_next_xid", json_object_new_int64((int64_t)j->shut_next_xid));
+	json_object_object_add(o, "fp_next_xid", json_object_new_int64((int64_t)j->fp_next_xid));
+	json_object_object_add(o, "unified_fp_next_xid",
+			       json_object_new_int64((int64_t)j->unified_fp_next_xid));
 	json_object_object_add(o, "api_port", json_object_new_int(j->api_port));
 	json_object_object_add(o, "pg_port", json_object_new_int(j->pg_port));
 #define ENC(f) json_object_object_add(o, #f, json_object_new_string(j->f));
@@ -247,6 +250,10 @@ int hm_journal_decode(const char *json, const char *what, hm_journal *j, hm_erro
 		j->verified_at = json_object_get_double(v);
 	if (json_object_object_get_ex(o, "shut_next_xid", &v))
 		j->shut_next_xid = (unsigned long long)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "fp_next_xid", &v))
+		j->fp_next_xid = (unsigned long long)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "unified_fp_next_xid", &v))
+		j->unified_fp_next_xid = (unsigned long long)json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "api_port", &v))
 		j->api_port = json_object_get_int(v);
 	if (json_object_object_get_ex(o, "pg_port", &v))

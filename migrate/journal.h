@@ -96,6 +96,10 @@ typedef struct hm_journal {
 	double stop_started_at;
 	double verified_at;
 	unsigned long long shut_next_xid;
+	/* The guards (fingerprint.h hm_fingerprint_guard) of the split stack's fingerprint and of
+	 * the unified server's fingerprint before a live rollback; 0: none. */
+	unsigned long long fp_next_xid;
+	unsigned long long unified_fp_next_xid;
 	char backup_id[40];	/* UUID of the snapshot */
 	char archive[PATH_MAX]; /* snapshot archive */
 	char manifest_sha256[65];

@@ -19,6 +19,7 @@
 #include "../common/progress.h"
 #include "compose.h"
 #include "fingerprint.h"
+#include "fingerprint_snap.h"
 #include "health.h"
 #include "ownership.h"
 #include "up_snapshot_repo.h"
@@ -212,24 +213,74 @@ hm_pg_params hm_mig_split_params(const hm_mig *m)
 	return p;
 }
 
-/* The split stack is healthy and (when compare != 0) holds the fingerprinted data. */
-static int split_confirm(hm_mig *m, int compare, hm_error *err)
+/* The split stack is healthy and (when compare != 0) holds the fingerprinted data. next_xid:
+ * the nextXid of the data directory's shutdown checkpoint, read before the split stack
+ * started (0: unknown). With it the fingerprint is taken under a snapshot opened as soon as
+ * PostgreSQL answers, which none of the app's new writes can reach (fingerprint_snap.h), so
+ * live traffic after the start cannot make the comparison fail. When it differs from the
+ * fingerprint's guard, the directory (not restored: the migration never changed its data)
+ * was written to after the fingerprint by a client, and there is nothing to compare with. */
+static int split_confirm(hm_mig *m, int compare, unsigned long long next_xid, hm_error *err)
 {
+	hm_journal *j = &m->j;
 	hm_pg_params p = hm_mig_split_params(m);
+	json_object *before = NULL, *after = NULL;
+	hm_fpsnap *fs = NULL;
+	char why[700] = "";
+	int rc = -1;
+	compare = compare && j->fingerprint_file[0] && exists(j->fingerprint_file);
+	if (compare && next_xid && j->fp_next_xid && next_xid != j->fp_next_xid) {
+		hm_mig_log(m,
+			   "the split data was written to after the fingerprint (next XID %llu then, %llu "
+			   "at its last shutdown) and the migration never changed it: nothing to compare "
+			   "with",
+			   j->fp_next_xid, next_xid);
+		compare = 0;
+	}
+	if (compare && next_xid) {
+		if (hm_pg_wait_accepting("the split stack", &p, m->health_timeout, err) != 0)
+			return -1;
+		int o = hm_fpsnap_open(&p, next_xid, &fs, why, sizeof why, err);
+		if (o < 0)
+			return -1;
+		if (o == 0 && hm_fpsnap_start(fs, err) != 0)
+			goto cleanup;
+		if (o == 1)
+			hm_mig_log(m, "%s: the fingerprint runs after the health wait", why);
+	}
 	if (hm_wait_healthy("the split stack", m->stack.api_port, &p, m->health_timeout, err) != 0)
-		return -1;
-	if (!compare || !m->j.fingerprint_file[0] || !exists(m->j.fingerprint_file))
-		return 0;
-	json_object *before = json_object_from_file(m->j.fingerprint_file), *after = NULL;
-	if (!before)
-		return hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"",
-				    m->j.fingerprint_file);
-	int rc = hm_fingerprint_take(&p, &after, err);
-	if (rc == 0 && hm_fingerprint_compare(before, after, err) != 0)
-		rc = hm_error_prefix(err, "the split stack's data differs from before the migration");
+		goto cleanup;
+	if (!compare) {
+		rc = 0;
+		goto cleanup;
+	}
+	if (!(before = json_object_from_file(j->fingerprint_file))) {
+		hm_error_set(err, HM_EXIT_IO, "cannot read the fingerprint \"%s\"", j->fingerprint_file);
+		goto cleanup;
+	}
+	if ((fs ? hm_fpsnap_finish(fs, &after, err) : hm_fingerprint_take(&p, &after, err)) != 0)
+		goto cleanup;
+	if (hm_fingerprint_compare(before, after, err) != 0) {
+		hm_error_prefix(err, "the split stack's data differs from before the migration");
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	hm_fpsnap_free(fs);
 	json_object_put(before);
 	json_object_put(after);
 	return rc;
+}
+
+/* The next XID of the shutdown checkpoint of the cluster in pgdata, 0 unless it is cleanly
+ * shut down (then a snapshot of the server started on it proves nothing). */
+static unsigned long long shutdown_next_xid(const char *pgdata)
+{
+	hm_pg_control pc;
+	hm_error e = {0};
+	if (!pgdata[0] || hm_pg_control_read(pgdata, &pc, &e) != 0 || pc.state != HM_DB_SHUTDOWNED)
+		return 0;
+	return pc.next_full_xid;
 }
 
 /* May the directory a failed migration displaced be deleted? Only when it provably holds no
@@ -410,7 +461,9 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 	}
 
 	/* 5. the split stack again */
+	unsigned long long next_xid = 0;
 	if (j->rb_step < HM_RB_SPLIT_STARTED) {
+		next_xid = shutdown_next_xid(j->pgdata);
 		hm_mig_log(m, "starting the split stack");
 		if (hm_compose_split_start(&m->stack, err) != 0)
 			goto fail;
@@ -422,7 +475,7 @@ int hm_mig_rollback(hm_mig *m, const char *archive_override, hm_error *err)
 
 	/* 6. healthy, and holding what it held before */
 	hm_mig_log(m, "waiting for the split stack to be healthy (up to %d s)", m->health_timeout);
-	if (split_confirm(m, archive_override == NULL, err) != 0)
+	if (split_confirm(m, archive_override == NULL, next_xid, err) != 0)
 		goto fail;
 
 	/* 7. only now may the displaced directory go: after a failed migration it holds

@@ -280,6 +280,8 @@ out:;
 		if (mode == HM_RBM_LIVE) {
 			json_object_object_add(s, "fingerprint_match",
 					       json_object_new_boolean(live.fingerprint_compared));
+			json_object_object_add(s, "fingerprint_stale",
+					       json_object_new_boolean(live.fingerprint_stale));
 			json_object_object_add(s, "recovered", json_object_new_boolean(live.recovered));
 			json_object_object_add(s, "unified_stop_state",
 					       json_object_new_string(m.j.unified_stop_state));

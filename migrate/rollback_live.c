@@ -20,6 +20,7 @@
 #include "../common/progress.h"
 #include "compose.h"
 #include "fingerprint.h"
+#include "fingerprint_snap.h"
 #include "health.h"
 #include "ownership.h"
 #include "rollback_settings.h"
@@ -34,8 +35,8 @@ hm_pg_params hm_rb_unified_params(const hm_mig *m)
 	return p;
 }
 
-int hm_rb_unified_fingerprint(hm_mig *m, int wait_s, json_object **out, char *why, size_t whysz,
-			      hm_error *err)
+int hm_rb_unified_fingerprint(hm_mig *m, int wait_s, json_object **out, unsigned long long *guard, char *why,
+			      size_t whysz, hm_error *err)
 {
 	hm_pg_params p = hm_rb_unified_params(m);
 	char state[64] = "";
@@ -49,7 +50,8 @@ int hm_rb_unified_fingerprint(hm_mig *m, int wait_s, json_object **out, char *wh
 	double deadline = hm_progress_now() + (strcmp(state, "running") == 0 ? wait_s : 0);
 	for (;;) {
 		if (hm_pg_healthy(&p, why, whysz)) {
-			if (hm_fingerprint_take(&p, out, err) == 0)
+			if ((!guard || hm_fingerprint_guard(&p, guard, err) == 0) &&
+			    hm_fingerprint_take(&p, out, err) == 0)
 				return 1;
 			return -1;
 		}
@@ -92,8 +94,9 @@ static int live_fingerprint(hm_mig *m, hm_error *err)
 	hm_journal *j = &m->j;
 	json_object *fp = NULL;
 	char why[512];
-	int got = hm_rb_unified_fingerprint(m, m->health_timeout < 30 ? m->health_timeout : 30, &fp, why,
-					    sizeof why, err);
+	j->unified_fp_next_xid = 0;
+	int got = hm_rb_unified_fingerprint(m, m->health_timeout < 30 ? m->health_timeout : 30, &fp,
+					    &j->unified_fp_next_xid, why, sizeof why, err);
 	if (got < 0)
 		return hm_error_prefix(err, "cannot fingerprint the unified server");
 	if (got == 1) {
@@ -180,23 +183,55 @@ static int live_settings(hm_mig *m, hm_rb_live_result *res, hm_error *err)
 	return 0;
 }
 
-/* 7: healthy, pgvector, and the rows the unified server had. */
-static int live_verify(hm_mig *m, hm_rb_live_result *res, hm_error *err)
+/* 7: healthy, pgvector, and the rows the unified server had. next_xid: the nextXid of the
+ * directory's shutdown checkpoint read before the split start (0: unknown). When it is still
+ * the guard of the unified fingerprint, the fingerprint is taken under a snapshot opened as
+ * soon as PostgreSQL answers, which none of the app's new writes can reach
+ * (fingerprint_snap.h); when it is not, the unified server was written to after its
+ * fingerprint (live traffic until its stop), which no longer describes the directory: the
+ * directory is carried as it is and the comparison is left out, said so (fingerprint_stale). */
+static int live_verify(hm_mig *m, unsigned long long next_xid, hm_rb_live_result *res, hm_error *err)
 {
 	hm_journal *j = &m->j;
 	hm_pg_params p = hm_mig_split_params(m);
 	json_object *before = NULL, *after = NULL;
+	hm_fpsnap *fs = NULL;
+	char why[700] = "";
 	int rc = -1;
-	hm_mig_log(m, "waiting for the split stack to be healthy (up to %d s)", m->health_timeout);
 	double t0 = hm_progress_now();
+	if (j->unified_fingerprint_file[0] && next_xid && next_xid != j->unified_fp_next_xid) {
+		res->fingerprint_stale = 1;
+		hm_mig_log(m,
+			   "the unified server was written to after its fingerprint (next XID %llu then, "
+			   "%llu at its stop): the directory is carried back as the unified server left "
+			   "it, not compared with the fingerprint",
+			   j->unified_fp_next_xid, next_xid);
+	} else if (j->unified_fingerprint_file[0] && next_xid) {
+		if (hm_pg_wait_accepting("the split stack", &p, m->health_timeout, err) != 0)
+			return -1;
+		int o = hm_fpsnap_open(&p, next_xid, &fs, why, sizeof why, err);
+		if (o < 0)
+			return -1;
+		if (o == 0 && hm_fpsnap_start(fs, err) != 0)
+			goto cleanup;
+		if (o == 1)
+			hm_mig_log(m, "%s: the fingerprint runs after the health wait", why);
+	}
+	hm_mig_log(m, "waiting for the split stack to be healthy (up to %d s)", m->health_timeout);
 	if (hm_wait_healthy("the split stack", m->stack.api_port, &p, m->health_timeout, err) != 0)
-		return -1;
+		goto cleanup;
 	double t1 = hm_progress_now();
 	res->step_seconds.health = t1 - t0;
-	if (hm_fingerprint_take(&p, &after, err) != 0)
-		return -1;
+	if ((fs ? hm_fpsnap_finish(fs, &after, err) : hm_fingerprint_take(&p, &after, err)) != 0)
+		goto cleanup;
 	res->step_seconds.verify = hm_progress_now() - t1;
 	res->rows = hm_fingerprint_total_rows(after);
+	if (res->fingerprint_stale) {
+		hm_mig_log(m, "the split stack's PostgreSQL started on the directory and serves %lld rows",
+			   res->rows);
+		rc = 0;
+		goto cleanup;
+	}
 	if (!j->unified_fingerprint_file[0]) {
 		hm_mig_log(m,
 			   "recovered: the split stack's PostgreSQL %s and serves %lld rows (no fingerprint "
@@ -222,6 +257,7 @@ static int live_verify(hm_mig *m, hm_rb_live_result *res, hm_error *err)
 	hm_mig_log(m, "every table matches the unified server's fingerprint (%lld rows)", res->rows);
 	rc = 0;
 cleanup:
+	hm_fpsnap_free(fs);
 	json_object_put(before);
 	json_object_put(after);
 	return rc;
@@ -283,7 +319,12 @@ int hm_rb_live(hm_mig *m, const hm_rb_live_opts *o, hm_rb_live_result *res, hm_e
 			goto fail;
 		res->step_seconds.settings = lap(&ts);
 	}
+	unsigned long long next_xid = 0;
 	if (j->live_step < HM_LIVE_SPLIT_STARTED) {
+		hm_pg_control pc;
+		hm_error pe = {0};
+		if (hm_pg_control_read(j->pgdata, &pc, &pe) == 0 && pc.state == HM_DB_SHUTDOWNED)
+			next_xid = pc.next_full_xid;
 		hm_mig_log(m, "starting the split stack on %s", j->data_dir);
 		if (hm_compose_split_start(&m->stack, err) != 0 ||
 		    step_done(m, HM_LIVE_SPLIT_STARTED, "rollback:live:after-split-start", err) != 0)
@@ -291,7 +332,7 @@ int hm_rb_live(hm_mig *m, const hm_rb_live_opts *o, hm_rb_live_result *res, hm_e
 		res->step_seconds.start = lap(&ts);
 	}
 	if (j->live_step < HM_LIVE_VERIFIED) {
-		if (live_verify(m, res, err) != 0)
+		if (live_verify(m, next_xid, res, err) != 0)
 			goto fail;
 		if (t_stop > 0)
 			res->downtime = hm_progress_now() - t_stop;

@@ -18,6 +18,7 @@ typedef struct hm_rb_live_opts {
 /* What a live rollback did, for the summary. */
 typedef struct hm_rb_live_result {
 	int fingerprint_compared; /* 1: the split stack's data equals the unified fingerprint */
+	int fingerprint_stale;	  /* 1: the unified server was written to after its fingerprint */
 	int recovered;		  /* 1: the directory was not shut down cleanly; PostgreSQL recovered it */
 	long long rows;		  /* rows in the unified fingerprint (or the split's, when recovered) */
 	long owners_new;	  /* entries created since the migration given the split stack's owner */
@@ -35,9 +36,10 @@ typedef struct hm_rb_live_result {
 hm_pg_params hm_rb_unified_params(const hm_mig *m);
 
 /* The unified server's fingerprint when it answers (polling up to `wait_s` seconds while its
- * container runs): 1 and *out set, 0 when it does not answer (*why says why), -1 on error. */
-int hm_rb_unified_fingerprint(hm_mig *m, int wait_s, json_object **out, char *why, size_t whysz,
-			      hm_error *err);
+ * container runs): 1 and *out set, 0 when it does not answer (*why says why), -1 on error.
+ * guard (may be NULL): the fingerprint's guard (fingerprint.h hm_fingerprint_guard). */
+int hm_rb_unified_fingerprint(hm_mig *m, int wait_s, json_object **out, unsigned long long *guard, char *why,
+			      size_t whysz, hm_error *err);
 
 /* Stop the unified container (if still there) and take a verified archive of the live data
  * directory into archive_dir (NULL: the directory of up's snapshot), recorded in the journal

@@ -19,7 +19,7 @@ int hm_rb_report_left_out(hm_mig *m, const char *verb, json_object **left_out, h
 	int rc = 1;
 	if (left_out)
 		*left_out = NULL;
-	int got = hm_rb_unified_fingerprint(m, 10, &now, why, sizeof why, err);
+	int got = hm_rb_unified_fingerprint(m, 10, &now, NULL, why, sizeof why, err);
 	if (got < 0)
 		return -1;
 	if (got == 0 || !m->j.fingerprint_file[0] ||

@@ -165,7 +165,8 @@ static int fingerprint_split(hm_mig *m, const char *profile, hm_error *err)
 	hm_pg_params sp = hm_mig_split_params(m);
 	json_object *fp = NULL;
 	hm_mig_log(m, "fingerprinting every table (rows and content digest)");
-	if (hm_fingerprint_take(&sp, &fp, err) != 0) {
+	/* the guard first: after the stop it tells whether anything was written since */
+	if (hm_fingerprint_guard(&sp, &j->fp_next_xid, err) != 0 || hm_fingerprint_take(&sp, &fp, err) != 0) {
 		hm_error_hint(err,
 			      "the split stack must be running and reachable on 127.0.0.1:%d with the "
 			      "credentials of its .env",

@@ -17,7 +17,8 @@
 /* Seconds spent per step in this run (0 when the step did not run here). */
 typedef struct hm_up_times {
 	double stop, snapshot, verify, chown, start, health, fingerprint;
-	double pg_ready; /* start -> the unified PostgreSQL accepts connections */
+	double pg_ready;      /* start -> the unified PostgreSQL accepts connections */
+	double refingerprint; /* writes came after step 2: the fingerprint taken again (up_fingerprint.c) */
 	/* the pre-copy (up_precopy.h): base and its verification before the stop, the delta
 	 * and its verification in the downtime, the merge after health */
 	double precopy, precopy_verify, delta, delta_verify, merge;
@@ -58,5 +59,10 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 /* Everything from the stop of the split stack on (steps 3-8), resumable from j->step
  * (up_steps.c). */
 int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_times *t, hm_error *err);
+
+/* Start the split database alone and fingerprint it under a snapshot whose xmax is next_xid,
+ * the nextXid of its shutdown checkpoint; that becomes the migration's fingerprint
+ * (up_fingerprint.c). 0 done, 1 a client wrote first (stop and try again), -1 err. */
+int hm_up_refingerprint(hm_mig *m, unsigned long long next_xid, hm_error *err);
 
 #endif

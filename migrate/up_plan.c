@@ -185,6 +185,7 @@ void hm_up_summary(const hm_mig *m, const hm_up_opts *o, int code, const hm_arch
 	json_object_object_add(st, "health", json_object_new_double(t->health));
 	json_object_object_add(st, "fingerprint", json_object_new_double(t->fingerprint));
 	json_object_object_add(st, "pg_ready", json_object_new_double(t->pg_ready));
+	json_object_object_add(st, "refingerprint", json_object_new_double(t->refingerprint));
 	json_object_object_add(st, "precopy", json_object_new_double(t->precopy));
 	json_object_object_add(st, "precopy_verify", json_object_new_double(t->precopy_verify));
 	json_object_object_add(st, "delta", json_object_new_double(t->delta));

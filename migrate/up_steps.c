@@ -106,6 +106,53 @@ static int stop_split(hm_mig *m, hm_pg_control *pc, hm_error *err)
 	}
 }
 
+/* How often the split database is started again to fingerprint its shut-down data when a
+ * client other than the API keeps writing to it. */
+#define REFINGERPRINT_ATTEMPTS 3
+
+/* After the stop (pc: its pg_control, "shut down"): make sure the fingerprint of step 2
+ * describes the data as it was shut down. It does when the guard read before it is still the
+ * next XID of the shutdown checkpoint (fingerprint.h); else the app wrote after step 2, and the
+ * fingerprint is taken again from the shut-down data (up_fingerprint.c), which leaves the
+ * cluster running, so it is stopped again and checked again. */
+static int fingerprint_current(hm_mig *m, hm_pg_control *pc, hm_up_times *t, hm_error *err)
+{
+	hm_journal *j = &m->j;
+	for (int attempt = 0;; attempt++) {
+		if (j->fp_next_xid && pc->next_full_xid == j->fp_next_xid) {
+			if (attempt == 0)
+				hm_mig_log(m,
+					   "nothing was written after the fingerprint (next XID %llu then "
+					   "and at "
+					   "the shutdown)",
+					   j->fp_next_xid);
+			return 0;
+		}
+		if (attempt == REFINGERPRINT_ATTEMPTS) {
+			hm_error_set(err, HM_EXIT_VERIFY_FAILED,
+				     "the split database was written to each time it ran to be "
+				     "fingerprinted (%d times; next XID now %llu) although its API was "
+				     "stopped: a client outside the stack writes to it",
+				     REFINGERPRINT_ATTEMPTS, (unsigned long long)pc->next_full_xid);
+			return hm_error_hint(err, "stop the other clients of the database (workers, cron "
+						  "jobs, psql sessions), then run hive-migrate up again");
+		}
+		if (j->fp_next_xid)
+			hm_mig_log(m,
+				   "the split stack was written to after the fingerprint (next XID %llu "
+				   "then, %llu at the shutdown): taking it again from the stopped data",
+				   j->fp_next_xid, (unsigned long long)pc->next_full_xid);
+		else
+			hm_mig_log(m, "the fingerprint has no guard (a transaction was open when it "
+				      "began): taking it again from the stopped data");
+		double t0 = hm_progress_now();
+		if (hm_up_refingerprint(m, pc->next_full_xid, err) < 0 || stop_split(m, pc, err) != 0)
+			return -1;
+		t->refingerprint += hm_progress_now() - t0;
+		hm_fault_point("after:refingerprint");
+	}
+}
+
 /* Step 4: the snapshot (reuses a finished one left by a killed run if it verifies). */
 static int snapshot(hm_mig *m, const hm_up_opts *o, const hm_pg_control *pc, hm_archive_stats *st,
 		    hm_up_times *t, hm_error *err)
@@ -277,7 +324,7 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 		j->step = HM_STEP_STOPPING;
 		if (!j->stop_started_at)
 			j->stop_started_at = hm_wall_now();
-		if (hm_mig_save(m, err) != 0)
+		if (hm_mig_save(m, err) != 0 || hm_major_fail_point("before:stop", err) != 0) /* test hook */
 			return -1;
 		t0 = hm_progress_now();
 		if (stop_split(m, &pc, err) != 0)
@@ -296,6 +343,8 @@ int hm_up_forward(hm_mig *m, const hm_up_opts *o, hm_archive_stats *ast, hm_up_t
 		if (pc.state != HM_DB_SHUTDOWNED) /* resumed: make sure nobody started it meanwhile */
 			if (stop_split(m, &pc, err) != 0)
 				return -1;
+		if (fingerprint_current(m, &pc, t, err) != 0)
+			return -1;
 		if (snapshot(m, o, &pc, ast, t, err) != 0)
 			return -1;
 		j->step = HM_STEP_SNAPSHOTTED;

@@ -189,8 +189,11 @@ int hm_wait_healthy(const char *what, int api_port, const hm_pg_params *pg, int 
 			return 0;
 		if (hm_progress_now() >= deadline)
 			break;
-		struct timespec ts = {0, 500 * 1000 * 1000};
-		nanosleep(&ts, NULL); /* poll interval */
+		/* 100 ms: the first healthy answer ends the downtime of up and rollback, and a
+		 * coarser poll adds half its interval to it on average; one HTTP GET and one
+		 * connection per poll cost nothing next to that */
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
 	}
 	hm_error_set(err, HM_EXIT_HEALTH_TIMEOUT, "%s did not become healthy within %d s (last: %s)", what,
 		     timeout_s, why);

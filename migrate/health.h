@@ -37,7 +37,7 @@ int hm_pg_healthy(const hm_pg_params *p, char *why, size_t whysz);
 /* Can we bind host:port (TCP) right now? 1 free, 0 in use. */
 int hm_port_free(const char *host, int port);
 
-/* Poll until the API and the database are healthy or timeout_s passes. 0 or -1 with
+/* Poll (every 100 ms) until the API and the database are healthy or timeout_s passes. 0 or -1 with
  * HM_EXIT_HEALTH_TIMEOUT naming what was still failing. */
 int hm_wait_healthy(const char *what, int api_port, const hm_pg_params *pg, int timeout_s, hm_error *err);
 

@@ -74,9 +74,15 @@ def pgdata_of(d):
 
 
 @pytest.fixture(scope="module")
-def stack(engine, tmp_path_factory):
-    ensure_images(pg=(17,), api=True)
+def image18(engine):
+    """The unified image for 18, built here: on a new machine no other test has built it."""
     run([ROOT / "docker" / "build-image.sh", "--major", "18"], check=True, timeout=1800)
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def stack(image18, tmp_path_factory):
+    ensure_images(pg=(17,), api=True)
     s = SplitStack(tmp_path_factory.mktemp("hk-major") / "hk-stack", profile="agent", pg=17,
                    name_prefix=PREFIX, ports={"agent_api": API_PORT, "agent_pg": PG_PORT})
     s.create()
@@ -88,8 +94,8 @@ def stack(engine, tmp_path_factory):
     s.down()
 
 
-def test_image_18_is_postgres_18_from_forky():
-    out = run(["docker", "run", "--rm", "--entrypoint", "sh", IMAGE, "-c",
+def test_image_18_is_postgres_18_from_forky(image18):
+    out = run(["docker", "run", "--rm", "--entrypoint", "sh", image18, "-c",
                "postgres --version; . /etc/os-release; echo $VERSION_CODENAME"], check=True).stdout
     assert "(PostgreSQL) 18." in out, out
     assert "forky" in out, out

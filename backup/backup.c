@@ -94,7 +94,9 @@ static void usage(FILE *f)
 		"                        else libpq's PGPASSWORD, PGPASSFILE or ~/.pgpass (never on the\n"
 		"                        command line: a password inside --dbname is refused)\n"
 		"  --checksums ALG       backup_manifest file checksums: crc32c (default) or sha256\n"
-		"  --zstd-level N        server-side zstd level (default 1)\n"
+		"  --zstd-level N        server-side zstd level, 1..22 (default 1), or one of zstd's fast\n"
+		"                        levels -1..-131072: less CPU on the server, a larger archive\n"
+		"                        (the server must accept them; PostgreSQL 17 does)\n"
 		"  --zstd-workers N      server-side zstd threads (default 2; 0: none, for a server whose\n"
 		"                        libzstd has no threads)\n"
 		"  --no-wait-archive     BASE_BACKUP WAIT false: do not wait until the server's WAL archive\n"
@@ -442,13 +444,20 @@ int hm_cmd_backup(int argc, char **argv)
 				return HM_EXIT_USAGE;
 			}
 			break;
-		case 'z':
-			a.zstd_level = atoi(optarg);
-			if (a.zstd_level < 1 || a.zstd_level > 22) {
-				fprintf(stderr, "hive-migrate: error: --zstd-level must be 1..22\n");
+		case 'z': {
+			/* 0 is refused: zstd reads it as "the default" (3), not as a level */
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (!*optarg || *end || n == 0 || n < HM_BB_ZSTD_MIN_LEVEL || n > 22) {
+				fprintf(stderr,
+					"hive-migrate: error: --zstd-level must be 1..22 or a fast "
+					"level -1..-131072, not \"%s\"\n",
+					optarg);
 				return HM_EXIT_USAGE;
 			}
+			a.zstd_level = (int)n;
 			break;
+		}
 		case 'Z': {
 			char *end;
 			long n = strtol(optarg, &end, 10);

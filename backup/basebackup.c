@@ -246,7 +246,7 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 		 "TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS '%s', COMPRESSION 'zstd', "
 		 "COMPRESSION_DETAIL 'level=%d%s' )",
 		 opts->label, opts->no_wait ? "false" : "true", opts->manifest_checksums,
-		 opts->zstd_level > 0 ? opts->zstd_level : 1, workers);
+		 opts->zstd_level != 0 ? opts->zstd_level : 1, workers);
 	if (!PQsendQuery(c, cmd)) {
 		hm_error_set(err, HM_EXIT_DATABASE, "cannot start BASE_BACKUP: %s",
 			     hm_pgconn_cause(c, cause, sizeof cause));
@@ -338,6 +338,9 @@ int hm_basebackup_run(const hm_bb_conn *conn, const hm_bb_opts *opts, const hm_b
 cleanup:
 	if (rc != 0 && opts->zstd_workers > 0 && strstr(err->message, "compression worker count"))
 		hm_error_hint(err, "this server's zstd has no threads: use --zstd-workers 0");
+	else if (rc != 0 && opts->zstd_level < 0 && strstr(err->message, "compression level"))
+		hm_error_hint(err, "this server does not take zstd's fast (negative) levels: use "
+				   "--zstd-level 1..22");
 	PQclear(res);
 	PQfinish(c);
 	return rc;

@@ -31,11 +31,15 @@ typedef struct hm_bb_conn {
  * and hm_pgconn_free'd by the caller; it points into conn's strings. 0 or -1. */
 int hm_bb_conn_params(const hm_bb_conn *conn, hm_pgconn *out, hm_error *err);
 
+/* zstd's lowest fast level (ZSTD_minCLevel(): -ZSTD_TARGETLENGTH_MAX, 1 << 17). */
+#define HM_BB_ZSTD_MIN_LEVEL (-131072)
+
 /* Options of the BASE_BACKUP command. */
 typedef struct hm_bb_opts {
 	const char *label;		/* "hive-migrate <uuid>" */
 	const char *manifest_checksums; /* "CRC32C" or "SHA256" */
-	int zstd_level;			/* server-side zstd level (1 by default) */
+	int zstd_level;			/* server-side zstd level (1 by default; negative: zstd's
+					   fast levels, down to HM_BB_ZSTD_MIN_LEVEL) */
 	int no_wait;			/* WAIT false: do not wait for WAL archiving to catch up */
 	int zstd_workers;		/* server-side zstd worker threads (0: none, the server's
 					   one process compresses) */

@@ -4,19 +4,25 @@
 # RUNS times each, tool and anchor interleaved in the same run:
 #   online backup   hive-migrate backup            | pg_basebackup -Ft -X fetch -c fast
 #                                                    --compress=server-zstd:1 (in the container),
-#                                                    and with server-zstd:level=1,workers=2
+#                                                    and with server-zstd:level=1,workers=2;
+#                                                    both again on our path: from a client
+#                                                    container on the host network through
+#                                                    the published port, timed inside it
+#   fast backup     hive-migrate backup --zstd-level -1 | pg_basebackup (our path) with
+#                                                    server-zstd:level=-1,workers=2
 #   online restore  hive-migrate backups restore   | zstd -d base.tar.zst | tar -x (then sync -f)
 #   online verify   hive-migrate backups verify    | zstd -d base.tar.zst | tar -x (as above)
 #   snapshot        hive-migrate backup --offline  | tar -cf - DIR | zstd -1 -T2 (then sync -f)
 #                   (common/archive_dir: the code of up's snapshot; server stopped)
 #   offline restore hive-migrate backups restore   | zstd -d | tar -x of the anchor's archive
-# with peak RSS (GNU time -v). With BENCH_MIGRATE=1 it also runs tests/bench/migrate.sh --size S
-# with BENCH_JSON=FILE and takes up/rollback downtime by step from that file (a key missing
+# with peak RSS (GNU time -v) and, for the online backups, the client's CPU seconds. With
+# BENCH_MIGRATE=1 it also runs tests/bench/migrate.sh --size S with BENCH_JSON=FILE and takes up/rollback downtime by step from that file (a key missing
 # there leaves its column empty).
 # Output: one markdown table on stdout, and JSON (list of one object per size) in
 # $SCALE_JSON (default docs/benchmarks-scale.json) for tests/bench/plot.py.
 # Usage: tests/bench/scale.sh [--sizes "200MB 1GB 2GB"] [--runs N]
-# Names hq-bench-scale*, ports 33532 (PostgreSQL) and 33886 (API); needs root and the engine.
+# Names hq-bench-scale and hq-bench-scale-client, ports 33532 (PostgreSQL) and 33886 (API);
+# needs root and the engine.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export DOCKER_HOST=${DOCKER_HOST:-unix:///run/podman/podman.sock}
@@ -27,11 +33,11 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--sizes) SIZES=$2; shift 2 ;;
 	--runs) RUNS=$2; shift 2 ;;
-	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
-NAME=hq-bench-scale PG_PORT=33532 API_PORT=33886
+NAME=hq-bench-scale CLIENT=hq-bench-scale-client PG_PORT=33532 API_PORT=33886
 IMAGE=${IMAGE:-localhost/hive-unified:17}
 WORK=$(mktemp -d /var/tmp/hq-bench-scale.XXXXXX)
 PW="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -39,16 +45,59 @@ export PGPASSWORD="$PW" HIVE_BACKUP_PASSWORD="$PW"
 [ -x "$HM" ] || { echo "build first: make" >&2; exit 2; }
 log() { printf 'scale: %s\n' "$*" >&2; }
 cleanup() {
-	docker rm -f "$NAME" >/dev/null 2>&1 || true
+	docker rm -f "$NAME" "$CLIENT" >/dev/null 2>&1 || true
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# "seconds rss_mb" of a command (GNU time -v; its output discarded).
+# "seconds rss_mb cpu_seconds" of a command (GNU time -v; its output discarded).
 measure() {
 	/usr/bin/time -v -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; return 1; }
 	awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]}
-	            /Maximum resident set size/ {m=$2} END {printf "%.2f %.0f\n", s, m/1024}' "$WORK/time"
+	            /(User|System) time \(seconds\)/ {c+=$2}
+	            /Maximum resident set size/ {m=$2} END {printf "%.2f %.0f %.2f\n", s, m/1024, c}' "$WORK/time"
+}
+# pg_basebackup 17 on the path our client takes (host network, the published port), timed
+# inside the client container so that docker exec's own start is not counted; the server's
+# compression detail is $1. Prints "seconds cpu_seconds".
+pgbb_our_path() {
+	docker exec "$CLIENT" rm -rf /out/bb
+	docker exec -e PGPASSWORD="$PW" "$CLIENT" bash -c "TIMEFORMAT='%R %U %S'; time pg_basebackup \
+		-h 127.0.0.1 -p $PG_PORT -U hive_backup -D /out/bb -Ft -X fetch --compress=server-zstd:$1 \
+		-c fast" 2>"$WORK/bb.err" || { cat "$WORK/bb.err" >&2; return 1; }
+	docker exec "$CLIENT" rm -rf /out/bb
+	tail -1 "$WORK/bb.err" | awk '{printf "%.2f %.2f\n", $1, $2 + $3}'
+}
+# The restores, tool and anchor, as steps for alternate().
+restore_ours() {
+	read -r s r _ < <(measure "$HM" backups restore "$ID" --repo "$WORK/repo" --to "$WORK/restored")
+	add rs "$s"; add rs_rss "$r"
+}
+restore_anchor() {
+	read -r a b < <(anchor_restore "$WORK/base.tar.zst" "$WORK/anchor")
+	add zt "$a"; add zts "$b"
+}
+orestore_ours() {
+	read -r s r _ < <(measure "$HM" backups restore "$OID" --repo "$WORK/orepo" --to "$WORK/orestored")
+	add ors "$s"; add ors_rss "$r"
+}
+orestore_anchor() {
+	read -r a b < <(anchor_restore "$WORK/anchor.tar.zst" "$WORK/oanchor")
+	add ozt "$a"; add ozts "$b"
+}
+# Run two steps, in this order in odd runs ($1) and swapped in even ones. Why: on an ext4
+# without a journal (this machine's root file system), the inode allocator skips every inode
+# freed in the last 60-300 s (fs/ext4/ialloc.c, recently_deleted()), so the first tree
+# created after the previous run's trees were deleted is the slower one; seen at 200 MB as
+# 2.05 s against 1.18 s for the same restore, depending only on which went first.
+alternate() {
+	if [ $(($1 % 2)) = 1 ]; then "$2"; "$3"; else "$3"; "$2"; fi
+}
+start_client() {
+	docker rm -f "$CLIENT" >/dev/null 2>&1 || true
+	mkdir -p "$WORK/out"; chown 1000:1000 "$WORK/out"
+	docker run -d --name "$CLIENT" --network host --user 1000:1000 --entrypoint sleep \
+		-v "$WORK/out:/out" "$IMAGE" infinity >/dev/null
 }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b-a}'; }
@@ -79,6 +128,7 @@ start_server() {
 	return 1
 }
 
+start_client
 echo "[" >"$WORK/scale.json"
 first=1
 for S in $SIZES; do
@@ -93,9 +143,20 @@ for S in $SIZES; do
 	for i in $(seq "$RUNS"); do
 		log "size $S: online run $i/$RUNS"
 		rm -rf "$WORK/repo"
-		read -r s r < <(measure "$HM" backup --repo "$WORK/repo" --host 127.0.0.1 --port "$PG_PORT" \
+		read -r s r c < <(measure "$HM" backup --repo "$WORK/repo" --host 127.0.0.1 --port "$PG_PORT" \
 			--user hive_backup --quiet)
-		add bk "$s"; add bk_rss "$r"
+		add bk "$s"; add bk_rss "$r"; add bk_cpu "$c"; add bk_mb "$(du -sm "$WORK/repo" | cut -f1)"
+		rm -rf "$WORK/frepo"
+		read -r s r c < <(measure "$HM" backup --repo "$WORK/frepo" --host 127.0.0.1 --port "$PG_PORT" \
+			--user hive_backup --quiet --zstd-level -1)
+		add bkf "$s"; add bkf_cpu "$c"; add bkf_mb "$(du -sm "$WORK/frepo" | cut -f1)"
+		rm -rf "$WORK/frepo"
+		read -r s c < <(pgbb_our_path 1)
+		add pgbbp "$s"; add pgbbp_cpu "$c"
+		read -r s c < <(pgbb_our_path level=1,workers=2)
+		add pgbbpw "$s"; add pgbbpw_cpu "$c"
+		read -r s c < <(pgbb_our_path level=-1,workers=2)
+		add pgbbpf "$s"
 		rm -rf "$WORK/pg/bb"; mkdir -p "$WORK/pg/bb"; chown 1000:1000 "$WORK/pg/bb"
 		t0=$(now)
 		docker exec -e PGPASSWORD="$PW" "$NAME" pg_basebackup -h 127.0.0.1 -p 5432 -U hive_backup \
@@ -112,11 +173,11 @@ for S in $SIZES; do
 		tar -xOf "$WORK/repo/$ID/backup.tar" base.tar.zst >"$WORK/base.tar.zst" 2>/dev/null ||
 			tar -xOf "$(find "$WORK/repo" -name backup.tar | head -1)" base.tar.zst >"$WORK/base.tar.zst"
 		rm -rf "$WORK/restored"
-		read -r s r < <(measure "$HM" backups restore "$ID" --repo "$WORK/repo" --to "$WORK/restored")
-		add rs "$s"; add rs_rss "$r"
-		read -r a b < <(anchor_restore "$WORK/base.tar.zst" "$WORK/anchor")
-		add zt "$a"; add zts "$b"
-		read -r s r < <(measure "$HM" backups verify "$ID" --repo "$WORK/repo" --quiet)
+		sync -f "$WORK/base.tar.zst"
+		# Tool and anchor swap places every run: whichever creates files first after a
+		# large deletion pays more (see the note at alternate())
+		alternate "$i" restore_ours restore_anchor
+		read -r s r _ < <(measure "$HM" backups verify "$ID" --repo "$WORK/repo" --quiet)
 		add vf "$s"; add vf_rss "$r"
 		rm -rf "$WORK/restored" "$WORK/anchor"
 	done
@@ -124,7 +185,7 @@ for S in $SIZES; do
 	for i in $(seq "$RUNS"); do
 		log "size $S: offline run $i/$RUNS"
 		rm -rf "$WORK/orepo"
-		read -r s r < <(measure "$HM" backup --offline --data-dir "$PGDATA_H" --repo "$WORK/orepo" --quiet)
+		read -r s r _ < <(measure "$HM" backup --offline --data-dir "$PGDATA_H" --repo "$WORK/orepo" --quiet)
 		add snap "$s"; add snap_rss "$r"
 		t0=$(now)
 		tar -C "$PGDATA_H" -cf - . | zstd -q -1 -T2 >"$WORK/anchor.tar.zst"
@@ -134,10 +195,7 @@ for S in $SIZES; do
 		OID=$("$HM" backups list --repo "$WORK/orepo" --json | /usr/bin/python3 -c \
 			'import json,sys; d=json.load(sys.stdin); d=d.get("backups", d) if isinstance(d, dict) else d; print(d[-1]["id"])')
 		rm -rf "$WORK/orestored"
-		read -r s r < <(measure "$HM" backups restore "$OID" --repo "$WORK/orepo" --to "$WORK/orestored")
-		add ors "$s"; add ors_rss "$r"
-		read -r a b < <(anchor_restore "$WORK/anchor.tar.zst" "$WORK/oanchor")
-		add ozt "$a"; add ozts "$b"
+		alternate "$i" orestore_ours orestore_anchor
 		rm -rf "$WORK/orestored" "$WORK/oanchor" "$WORK/anchor.tar.zst"
 	done
 	docker rm -f "$NAME" >/dev/null
@@ -153,6 +211,13 @@ for S in $SIZES; do
 	cat >>"$WORK/scale.json" <<JSON
 {"size": "$S", "data_mb": $DB_MB, "runs": $RUNS,
  "backup_s": $(m bk), "backup_rss_mb": $(m bk_rss), "pg_basebackup_s": $(m pgbb), "pg_basebackup_workers2_s": $(m pgbbw),
+ "backup_cpu_s": $(m bk_cpu), "pg_basebackup_our_path_s": $(m pgbbp), "pg_basebackup_our_path_cpu_s": $(m pgbbp_cpu),
+ "pg_basebackup_our_path_workers2_s": $(m pgbbpw), "pg_basebackup_our_path_workers2_cpu_s": $(m pgbbpw_cpu),
+ "backup_mb": $(m bk_mb), "backup_fast_s": $(m bkf), "backup_fast_cpu_s": $(m bkf_cpu),
+ "backup_fast_mb": $(m bkf_mb), "pg_basebackup_our_path_fast_workers2_s": $(m pgbbpf),
+ "backup_fast_runs_s": [$(echo ${T[bkf]} | tr ' ' ',')],
+ "backup_runs_s": [$(echo ${T[bk]} | tr ' ' ',')], "pg_basebackup_our_path_runs_s": [$(echo ${T[pgbbp]} | tr ' ' ',')],
+ "pg_basebackup_our_path_workers2_runs_s": [$(echo ${T[pgbbpw]} | tr ' ' ',')],
  "restore_s": $(m rs), "restore_rss_mb": $(m rs_rss), "zstd_tar_x_s": $(m zt), "zstd_tar_x_sync_s": $(m zts),
  "verify_s": $(m vf), "verify_rss_mb": $(m vf_rss),
  "snapshot_s": $(m snap), "snapshot_rss_mb": $(m snap_rss), "tar_zstd_s": $(m tz), "tar_zstd_sync_s": $(m tzs),
@@ -195,4 +260,32 @@ for r in rows:
     steps = mg.get("rollback_step_seconds")
     if steps:
         print("|  rollback by step: " + ", ".join("%s %s s" % (k, f(v)) for k, v in steps.items()) + " |" + " |" * 15)
+# Online backup on one path: throughput = the anchor's time / ours (higher is faster).
+def tp(anchor, ours): return "" if not anchor or not ours else "%.2fx" % (anchor / ours)
+print()
+print("| size | backup s (client CPU s) | pg_basebackup our path, server-zstd:1 s (CPU s) "
+      "| same, workers=2 s (CPU s) | backup throughput / pg_basebackup's | pg_basebackup workers=2 / "
+      "its default | backup / pg_basebackup workers=2 |")
+print("|" + "---|" * 7)
+for r in rows:
+    if r.get("pg_basebackup_our_path_s") is None:
+        continue
+    print("| %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s |" % (
+        r["size"], f(r["backup_s"]), f(r.get("backup_cpu_s")), f(r["pg_basebackup_our_path_s"]),
+        f(r.get("pg_basebackup_our_path_cpu_s")), f(r.get("pg_basebackup_our_path_workers2_s")),
+        f(r.get("pg_basebackup_our_path_workers2_cpu_s")),
+        tp(r["pg_basebackup_our_path_s"], r["backup_s"]),
+        tp(r["pg_basebackup_our_path_s"], r.get("pg_basebackup_our_path_workers2_s")),
+        tp(r.get("pg_basebackup_our_path_workers2_s"), r["backup_s"])))
+print()
+print("| size | backup --zstd-level -1 s (client CPU s) | repository MB: level 1, level -1 "
+      "| pg_basebackup our path, level=-1,workers=2 s | fast backup throughput / pg_basebackup's default |")
+print("|" + "---|" * 5)
+for r in rows:
+    if r.get("backup_fast_s") is None:
+        continue
+    print("| %s | %s (%s) | %s, %s | %s | %s |" % (
+        r["size"], f(r["backup_fast_s"]), f(r.get("backup_fast_cpu_s")), f(r.get("backup_mb")),
+        f(r.get("backup_fast_mb")), f(r.get("pg_basebackup_our_path_fast_workers2_s")),
+        tp(r.get("pg_basebackup_our_path_s"), r["backup_fast_s"])))
 PY

@@ -393,6 +393,33 @@ def test_status_prune_and_usage(stack, tmp_path):
     assert hm("backups", "show", "nope", "--repo", repo).returncode == 41
 
 
+def test_fast_zstd_level_reaches_the_server_and_verifies(stack, tmp_path):
+    """--zstd-level -1 (one of zstd's fast levels) goes to the server as level=-1: the backup
+    verifies, records zstd:-1, and its archive of the same database is larger than level 1's.
+    Bad levels are refused with exit 2 before anything is created."""
+    import tarfile
+    sizes = {}
+    for level in ("1", "-1"):
+        repo = tmp_path / f"repo{level}"
+        r = backup(repo, "--quiet", "--zstd-level", level)
+        assert r.returncode == 0, r.stderr
+        item = listing(repo)[0]
+        v = hm("backups", "verify", item["id"], "--repo", repo)
+        assert v.returncode == 0, v.stderr
+        meta = json.loads((repo / item["id"] / "backup.json").read_text())
+        assert meta["compression"] == f"zstd:{level}"
+        with tarfile.open(repo / item["id"] / "backup.tar") as t:
+            sizes[level] = t.getmember("base.tar.zst").size
+    # the filler's md5 text compresses less at a fast level (about 10% larger here)
+    assert sizes["-1"] > sizes["1"] * 1.02, sizes
+    for bad in ("0", "23", "-131073", "5x", ""):
+        repo = tmp_path / "bad"
+        r = backup(repo, "--zstd-level", bad)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert "--zstd-level" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not repo.exists()
+
+
 def test_offline_backup_verify_restore_identical(stack, tmp_path):
     """The stack stopped cleanly: an offline backup of its data directory verifies and restores
     to an identical tree (paths, modes, sizes, contents). Runs last: it stops the stack."""
